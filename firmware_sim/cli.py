@@ -1,0 +1,38 @@
+"""`firmware-sim`: simulated device firmware, the projector and the operator cloud."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# subcommand -> module; each module has add_arguments(parser) and main(args) -> int
+COMMANDS = {
+    "house": ("firmware_sim.house", "a whole simulated house of Homie 5 devices, from a TOML file"),
+    "fleet": ("firmware_sim.fleet", "N generic Homie 5 devices, for load tests"),
+    "projector": ("firmware_sim.projector", "a PJLink Class 2 projector with its Homie 5 media player"),
+    "cloud": ("firmware_sim.cloud", "the operator cloud API serving a library directory"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="firmware-sim", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args._module.main(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
