@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 def open_database(path: Path) -> sqlite_utils.Database:
     """Open hub.db with the settings every user of it relies on."""
-    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0, isolation_level=None)
+    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0)
     db = sqlite_utils.Database(conn)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes, fast

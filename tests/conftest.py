@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from hub.broker import Broker
+from hub.broker import Broker, free_port
+from hub.config import HubConfig
+from hub.core import Hub
+from hub.service import running_hub
+from hub.tokens import create_token
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -27,3 +32,31 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         yield b
     finally:
         b.stop()
+
+
+@dataclass
+class RunningHub:
+    hub: Hub
+    url: str
+    token: str
+    broker: Broker
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+async def running(tmp_path: Path, broker: Broker) -> AsyncIterator[RunningHub]:
+    """The hub with its web server, on the test broker, browsing mDNS on loopback."""
+    config = HubConfig(
+        data_dir=tmp_path / "data",
+        mqtt={"url": broker.url, "keepalive": 5},
+        http={"host": "127.0.0.1", "port": free_port()},
+        discovery={"interfaces": ["127.0.0.1"]},
+        command_timeout=3.0,
+    )
+    token = create_token(config.data_dir / "hub.db", "tests")
+    async with running_hub(config) as (hub, url):
+        await hub.mqtt.wait_connected(10)
+        yield RunningHub(hub, url, token, broker)

@@ -1,0 +1,152 @@
+"""The hub's configuration: one pydantic model, from a TOML file and HUB_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+
+class ConfigError(Exception):
+    """A configuration that can't start the hub; the message names the source, key and rule."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttConfig(_Section):
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str = "hub"
+    keepalive: int = Field(30, ge=5, le=3600)
+    base_topic: str = Field("hub", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme != "mqtt" or not parts.hostname:
+            raise ValueError("expected mqtt://host[:port]")
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+        return v
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 1883
+
+
+class HttpConfig(_Section):
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class DiscoveryConfig(_Section):
+    # "all" browses on every interface (a real install); tests and the demo use ["127.0.0.1"]
+    interfaces: Literal["all"] | list[str] = "all"
+    advertise_broker: bool = False  # announce the MQTT broker as _mqtt._tcp for devices
+
+
+class HubConfig(_Section):
+    data_dir: Path = Field(default_factory=lambda: default_data_dir())
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    command_timeout: float = Field(5.0, gt=0, le=120, description="seconds to wait for a device to confirm")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
+
+
+SECTIONS = ("mqtt", "http", "discovery")
+
+
+def default_data_dir() -> Path:
+    if env := os.environ.get("HUB_DATA"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "hub"
+
+
+def _from_env(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """HUB_<KEY> and HUB_<SECTION>_<KEY> (e.g. HUB_MQTT_URL); returns values and their sources."""
+    data: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
+    for name, value in environ.items():
+        if not name.startswith("HUB_") or name in ("HUB_IN_NETNS",):
+            continue
+        key = name[4:].lower()
+        if key == "data":
+            key = "data_dir"
+        section = next((s for s in SECTIONS if key.startswith(s + "_")), None)
+        if section:
+            sub = key[len(section) + 1:]
+            data.setdefault(section, {})[sub] = value
+            sources[(section, sub)] = f"environment variable {name}"
+        else:
+            data[key] = value
+            sources[(key,)] = f"environment variable {name}"
+    return data, sources
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _interfaces_from_env(data: dict[str, Any]) -> None:
+    iface = data.get("discovery", {}).get("interfaces")
+    if isinstance(iface, str) and iface != "all":
+        data["discovery"]["interfaces"] = [s.strip() for s in iface.split(",") if s.strip()]
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> HubConfig:
+    """File, then environment, then command-line overrides; raise ConfigError saying where it broke."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    source_of: dict[tuple[str, ...], str] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    env_data, env_sources = _from_env(environ)
+    _interfaces_from_env(env_data)
+    source_of.update(env_sources)
+    data = _merge(data, env_data)
+    if overrides:
+        data = _merge(data, overrides)
+        for k, v in overrides.items():
+            if isinstance(v, Mapping):
+                source_of.update({(k, sub): "command line" for sub in v})
+            else:
+                source_of[(k,)] = "command line"
+    try:
+        return HubConfig.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = tuple(str(p) for p in err["loc"])
+            where = source_of.get(loc) or source_of.get(loc[:2]) or (str(path) if path else "defaults")
+            expected = err["msg"]
+            if err["type"] == "extra_forbidden":
+                expected = "unknown key"
+            problems.append(f"{where}: {'.'.join(loc)}: {expected} (got {err.get('input')!r})")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None

@@ -1,0 +1,227 @@
+"""The device registry: identities, definitions and live state in memory, persisted to SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import sqlite_utils
+
+from .model import DeviceInfo, DeviceState, expose_from_json
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Device:
+    info: DeviceInfo
+    state: DeviceState = field(default_factory=DeviceState)
+    user_name: str = ""  # set by the household; wins over the driver's name
+    user_room: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def name(self) -> str:
+        return self.user_name or self.info.name
+
+    @property
+    def room(self) -> str:
+        return self.user_room or self.info.room
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.info.definition()
+        d.update(name=self.name, room=self.room, online=self.state.online,
+                 state=dict(self.state.values), last_seen=self.state.last_seen)
+        return d
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    db["devices"].create({
+        "id": str, "driver": str, "name": str, "model": str, "manufacturer": str, "room": str,
+        "address": str, "exposes": str, "error": str, "user_name": str, "user_room": str,
+        "first_seen": float, "last_seen": float,
+    }, pk="id", if_not_exists=True)
+    db["device_state"].create({"id": str, "state": str, "updated": float}, pk="id", if_not_exists=True)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return math.isclose(float(a), float(b), rel_tol=0, abs_tol=1e-9)
+        except (TypeError, ValueError):
+            return False
+    return a == b and type(a) is type(b)
+
+
+class Registry:
+    """Never deletes a device: one that disappears is marked offline and kept."""
+
+    def __init__(self, store: Store, flush_interval: float = 0.5) -> None:
+        self.store = store
+        self.flush_interval = flush_interval
+        self.devices: dict[str, Device] = {}
+        self._dirty_state: set[str] = set()
+        self._flusher: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._writes: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        rows = await self.store.call(self._load)
+        for row, state in rows:
+            try:
+                info = DeviceInfo(
+                    id=row["id"], name=row["name"], driver=row["driver"], model=row["model"] or "",
+                    manufacturer=row["manufacturer"] or "", room=row["room"] or "",
+                    address=row["address"] or "", error=row["error"] or "",
+                    exposes=tuple(expose_from_json(e) for e in json.loads(row["exposes"] or "[]")),
+                )
+                values = json.loads(state) if state else {}
+            except (ValueError, KeyError, TypeError):
+                log.exception("registry row %s unreadable; skipped (left in the database)", row.get("id"))
+                continue
+            self.devices[info.id] = Device(
+                info, DeviceState(values=values, online=False, last_seen=row["last_seen"] or 0.0),
+                user_name=row["user_name"] or "", user_room=row["user_room"] or "")
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="registry-flush")
+
+    @staticmethod
+    def _load(db: sqlite_utils.Database) -> list[tuple[dict[str, Any], str | None]]:
+        _migrate(db)
+        states = {r["id"]: r["state"] for r in db["device_state"].rows}
+        return [(r, states.get(r["id"])) for r in db["devices"].rows]
+
+    async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            try:
+                await self._flusher
+            except asyncio.CancelledError:
+                pass
+            self._flusher = None
+        await self.flush()
+
+    def get(self, device_id: str) -> Device | None:
+        return self.devices.get(device_id)
+
+    def upsert(self, info: DeviceInfo, now: float) -> tuple[Device, bool, bool]:
+        """Add or update a definition in memory; returns (device, added, changed).
+
+        The row is written on the store's one thread in submission order; `flush()` waits for it.
+        """
+        dev = self.devices.get(info.id)
+        added = dev is None
+        if dev is None:
+            dev = Device(info)
+            self.devices[info.id] = dev
+            changed = True
+        else:
+            # An address change is an update of the same device, never a new one.
+            changed = dev.info != info
+            dev.info = info
+        if changed:
+            row = {
+                "id": info.id, "driver": info.driver, "name": info.name, "model": info.model,
+                "manufacturer": info.manufacturer, "room": info.room, "address": info.address,
+                "exposes": json.dumps([e.to_json() for e in info.exposes]), "error": info.error,
+                "user_name": dev.user_name, "user_room": dev.user_room, "last_seen": now,
+            }
+
+            def write(db: sqlite_utils.Database) -> None:
+                existing = db.execute("select first_seen from devices where id = ?", [info.id]).fetchone()
+                row["first_seen"] = existing[0] if existing and existing[0] else now
+                with db.conn:
+                    db["devices"].upsert(row, pk="id")
+
+            self._track(self.store.call(write))
+        return dev, added, changed
+
+    def _track(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._writes.add(task)
+        task.add_done_callback(self._write_done)
+
+    def _write_done(self, task: "asyncio.Task[Any]") -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("saving a device definition failed: %s", task.exception())
+
+    async def rename(self, device_id: str, name: str | None, room: str | None) -> Device:
+        dev = self.devices[device_id]
+        if name is not None:
+            dev.user_name = name
+        if room is not None:
+            dev.user_room = room
+        def write(db: sqlite_utils.Database) -> None:
+            with db.conn:
+                db["devices"].update(device_id, {"user_name": dev.user_name, "user_room": dev.user_room})
+
+        await self.store.call(write)
+        return dev
+
+    def update_state(self, device_id: str, values: Mapping[str, Any], now: float) -> dict[str, Any]:
+        """Merge reported values; returns those that changed (written to SQLite shortly after)."""
+        dev = self.devices.get(device_id)
+        if dev is None:
+            return {}
+        changed = {k: v for k, v in values.items() if k not in dev.state.values or not _same(dev.state.values[k], v)}
+        dev.state.last_seen = now
+        if changed:
+            dev.state.values.update(changed)
+            self._dirty_state.add(device_id)
+            self._wake.set()
+        return changed
+
+    def set_online(self, device_id: str, online: bool, now: float) -> bool:
+        dev = self.devices.get(device_id)
+        if dev is None or dev.state.online == online:
+            return False
+        dev.state.online = online
+        if online:
+            dev.state.last_seen = now
+        return True
+
+    def set_error(self, device_id: str, message: str) -> bool:
+        dev = self.devices.get(device_id)
+        if dev is None or dev.info.error == message:
+            return False
+        dev.info = replace(dev.info, error=message)
+        return True
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(self.flush_interval)  # coalesce bursts into one transaction
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("saving device state failed; will retry")
+                self._wake.set()
+
+    async def flush(self) -> None:
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        if not self._dirty_state:
+            return
+        ids, self._dirty_state = self._dirty_state, set()
+        rows = [{"id": i, "state": json.dumps(self.devices[i].state.values), "updated": self.devices[i].state.last_seen}
+                for i in ids if i in self.devices]
+
+        def write(db: sqlite_utils.Database) -> None:
+            with db.conn:
+                db["device_state"].upsert_all(rows, pk="id")
+
+        try:
+            await self.store.call(write)
+        except Exception:
+            self._dirty_state |= ids
+            raise

@@ -1,0 +1,152 @@
+"""End to end with a hand-driven Homie device: mDNS → hub → REST/MQTT command → device → WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import RunningHub
+from tests.homie_peer import HomiePeer, advertise, loopback_zeroconf
+
+
+async def next_event(ws: aiohttp.ClientWebSocketResponse, pred: Callable[[dict[str, Any]], bool],
+                     timeout: float = 10) -> dict[str, Any]:
+    async def loop() -> dict[str, Any]:
+        while True:
+            msg = await ws.receive_json()
+            if pred(msg):
+                return msg
+    return await asyncio.wait_for(loop(), timeout)
+
+
+@pytest.fixture
+async def lamp(running: RunningHub):
+    peer = HomiePeer(running.broker.port)
+    await peer.start()
+    aiozc = loopback_zeroconf()
+    await advertise(aiozc, peer.id, room="Living room")
+    try:
+        yield peer
+    finally:
+        await peer.stop()
+        await aiozc.async_close()
+
+
+async def wait_online(session: aiohttp.ClientSession, running: RunningHub, device_id: str) -> dict[str, Any]:
+    async with session.ws_connect(f"{running.url}/api/ws?token={running.token}") as ws:
+        snap = await ws.receive_json()
+        assert snap["type"] == "snapshot"
+        if any(d["id"] == device_id and d["online"] for d in snap["devices"]):
+            return next(d for d in snap["devices"] if d["id"] == device_id)
+        await next_event(ws, lambda m: m.get("type") == "availability" and m["id"] == device_id and m["online"])
+    async with session.get(f"{running.url}/api/devices/{device_id}", headers=running.headers) as r:
+        return await r.json()
+
+
+async def test_found_by_mdns_controlled_and_confirmed(running: RunningHub, lamp: HomiePeer) -> None:
+    async with aiohttp.ClientSession() as s:
+        dev = await wait_online(s, running, "test-lamp")
+        assert dev["name"] == "Test lamp" and dev["room"] == "Living room" and dev["driver"] == "homie"
+        assert {e["name"] for e in dev["exposes"]} == {"on", "brightness", "color", "power"}
+        assert dev["state"]["brightness"] == 50
+
+        async with s.ws_connect(f"{running.url}/api/ws?token={running.token}") as ws:
+            await ws.receive_json()  # snapshot
+            async with s.post(f"{running.url}/api/devices/test-lamp/set", headers=running.headers,
+                              json={"on": True, "brightness": 40, "color": "#FF8800"}) as r:
+                assert r.status == 200, await r.text()
+                body = await r.json()
+            assert body["state"]["on"] is True and body["state"]["brightness"] == 40
+            assert body["state"]["color"] == "#ff8800"
+            event = await next_event(ws, lambda m: m.get("type") == "state" and "brightness" in m["state"])
+            assert event["state"]["brightness"] == 40
+
+        # what the device received is Homie 5 encoding
+        got = {}
+        while not lamp.commands.empty():
+            k, v = lamp.commands.get_nowait()
+            got[k] = v
+        assert got == {"light/on": "true", "light/brightness": "40", "light/color": "255,136,0"}
+
+
+@pytest.mark.parametrize("body,status,field", [
+    ({"brightness": 400}, 422, "brightness"),
+    ({"brightness": "dim"}, 422, "brightness"),
+    ({"power": 3}, 422, "power"),
+    ({"warp": 9}, 422, "warp"),
+    ([1, 2], 422, "body"),
+    ({}, 422, "body"),
+])
+async def test_invalid_commands_name_the_field(running: RunningHub, lamp: HomiePeer, body: Any, status: int,
+                                              field: str) -> None:
+    async with aiohttp.ClientSession() as s:
+        await wait_online(s, running, "test-lamp")
+        async with s.post(f"{running.url}/api/devices/test-lamp/set", headers=running.headers, json=body) as r:
+            assert r.status == status
+            err = await r.json()
+        assert err["field"] == field and err["error"]
+    assert lamp.commands.empty()  # nothing invalid reached the device
+
+
+async def test_status_codes(running: RunningHub, lamp: HomiePeer) -> None:
+    async with aiohttp.ClientSession() as s:
+        await wait_online(s, running, "test-lamp")
+        async with s.post(f"{running.url}/api/devices/nope/set", headers=running.headers, json={"on": True}) as r:
+            assert r.status == 404
+        async with s.post(f"{running.url}/api/devices/test-lamp/set", json={"on": True}) as r:
+            assert r.status == 401
+        async with s.post(f"{running.url}/api/devices/test-lamp/set", headers=running.headers,
+                          data=b"{not json") as r:
+            assert r.status == 422 and (await r.json())["field"] == "body"
+        lamp.echo = False  # a device that never confirms
+        async with s.post(f"{running.url}/api/devices/test-lamp/set", headers=running.headers,
+                          json={"on": True}) as r:
+            assert r.status == 504
+            assert "on" in (await r.json())["error"]
+        await lamp.stop()  # clean goodbye: $state disconnected
+        async with s.ws_connect(f"{running.url}/api/ws?token={running.token}") as ws:
+            await ws.receive_json()
+            if running.hub.registry.get("test-lamp").state.online:
+                await next_event(ws, lambda m: m.get("type") == "availability" and not m["online"])
+        async with s.post(f"{running.url}/api/devices/test-lamp/set", headers=running.headers,
+                          json={"on": True}) as r:
+            assert r.status == 409
+        async with s.get(f"{running.url}/api/devices/test-lamp", headers=running.headers) as r:
+            dev = await r.json()
+        assert dev["online"] is False and dev["name"] == "Test lamp"  # offline, never deleted
+
+
+async def test_mosquitto_pub_set_reaches_device_and_state_is_canonical(running: RunningHub, lamp: HomiePeer) -> None:
+    async with aiohttp.ClientSession() as s:
+        await wait_online(s, running, "test-lamp")
+    port = str(running.broker.port)
+    result = subprocess.Popen(["mosquitto_sub", "-p", port, "-t", "hub/test-lamp/set/result", "-C", "1", "-W", "10"],
+                              stdout=subprocess.PIPE, text=True)
+    await asyncio.sleep(0.3)  # let mosquitto_sub subscribe before we publish (it has no ready signal)
+    subprocess.run(["mosquitto_pub", "-p", port, "-t", "hub/test-lamp/set", "-m", '{"brightness": 75}'], check=True)
+    assert await asyncio.wait_for(lamp.commands.get(), 10) == ("light/brightness", "75")
+    out, _ = await asyncio.to_thread(result.communicate, timeout=15)
+    assert json.loads(out)["status"] == "ok"
+    # the canonical retained topics any MQTT tool can read
+    def read(topic: str) -> str:
+        return subprocess.run(["mosquitto_sub", "-p", port, "-t", topic, "-C", "1", "-W", "5"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    assert json.loads(await asyncio.to_thread(read, "hub/test-lamp"))["brightness"] == 75
+    assert await asyncio.to_thread(read, "hub/test-lamp/availability") == "online"
+    definition = json.loads(await asyncio.to_thread(read, "hub/bridge/devices/test-lamp"))
+    assert definition["room"] == "Living room" and any(e["name"] == "brightness" for e in definition["exposes"])
+    assert await asyncio.to_thread(read, "hub/bridge/state") == "online"
+
+    bad = subprocess.Popen(["mosquitto_sub", "-p", port, "-t", "hub/test-lamp/set/result", "-C", "1", "-W", "10"],
+                           stdout=subprocess.PIPE, text=True)
+    await asyncio.sleep(0.3)
+    subprocess.run(["mosquitto_pub", "-p", port, "-t", "hub/test-lamp/set", "-m", '{"brightness": 101}'], check=True)
+    out, _ = await asyncio.to_thread(bad.communicate, timeout=15)
+    assert json.loads(out) | {"error": ""} == {"status": "error", "code": 422, "field": "brightness",
+                                               "rule": "must be <= 100", "error": ""}
