@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,3 +61,15 @@ async def running(tmp_path: Path, broker: Broker) -> AsyncIterator[RunningHub]:
     async with running_hub(config) as (hub, url):
         await hub.mqtt.wait_connected(10)
         yield RunningHub(hub, url, token, broker)
+
+
+async def until(hub: Hub, pred: Callable[[], bool], timeout: float = 10, what: str = "condition") -> None:
+    """Wait until pred() holds, re-checking after each hub event (no polling, no sleeps)."""
+    with hub.bus.subscribe(maxsize=100_000) as sub:
+        async def loop() -> None:
+            while not pred():
+                await sub.get()
+        try:
+            await asyncio.wait_for(loop(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"timed out waiting for {what}") from None

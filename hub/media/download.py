@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 FLUSH = 1 << 20  # write and hash in batches of this many bytes, off the event loop
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -65,6 +66,10 @@ class DownloadFailed(Exception):
 
 class FileGone(DownloadFailed):
     """The cloud no longer has this file (404/410); the next listing will say so."""
+
+
+class FileChanged(DownloadFailed):
+    """The cloud's ETag (its content hash) differs from the listing: re-read the feed first."""
 
 
 def partial_name(cloud_id: str) -> str:
@@ -211,7 +216,8 @@ class Downloader:
             if p.offset < job.size or p.etag is None:
                 try:
                     await self._transfer(job, p)
-                except FileGone:
+                except (FileGone, FileChanged):
+                    self._progress(job, -p.offset)
                     await asyncio.to_thread(self._discard, p)
                     raise
                 except (RetryLater, *TRANSPORT_ERRORS) as exc:
@@ -263,6 +269,10 @@ class Downloader:
             etag = resp.headers.get("ETag")
             if etag and etag.startswith("W/"):
                 etag = None  # weak validators must not be used with If-Range (§13.1.5)
+            served = (etag or "").strip('"').lower()
+            if _HEX64.match(served) and served != job.content_hash.lower():
+                # the cloud's ETag is the content hash: these bytes can't verify against the listing
+                raise FileChanged(f"{job.cloud_path} changed in the cloud since it was listed")
             if resp.status == 206:
                 start, total = self._content_range(resp)
                 if not ranged or start != p.offset or (total is not None and total != job.size):

@@ -110,10 +110,11 @@ def apply_page(
                      m.duration_ms if m else None, st.gen),
                 )
             elif isinstance(e, DeletedEntry):
-                # remove the path and everything under it; ids make it exact when given
+                # remove the path and everything under it (by path, not id: a moved file's
+                # "deleted" entry for its old path must not delete it at its new one)
                 c.execute(
-                    "DELETE FROM media_remote WHERE cloud_id = ? OR path = ? OR substr(path, 1, ?) = ?",
-                    (e.id or "", e.path, len(e.path.rstrip("/")) + 1, e.path.rstrip("/") + "/"),
+                    "DELETE FROM media_remote WHERE path = ? OR substr(path, 1, ?) = ?",
+                    (e.path, len(e.path.rstrip("/")) + 1, e.path.rstrip("/") + "/"),
                 )
             # folders: nothing to store; directories appear as files land in them
         new = FeedState(cursor, st.gen, st.listing)

@@ -22,7 +22,7 @@ from .auth import CloudAuthError
 from .client import CloudClient, CloudError, CursorReset, RetryLater, TRANSPORT_ERRORS
 from .clock import Clock, SystemClock
 from .contenthash import Digests, hash_file
-from .download import Counters, DownloadFailed, Downloader, FileGone, Job, RateLimiter, partial_name
+from .download import Counters, DownloadFailed, Downloader, FileChanged, FileGone, Job, RateLimiter, partial_name
 from .paths import NameTable, UnsafePath, assign
 from .progress import Progress
 from .trash import DeletePolicy, Trash, decide, fsync_dir
@@ -41,6 +41,7 @@ class SyncPolicy:
     verify_attempts: int = 3
     transport_attempts: int = 8
     max_resets: int = 3  # 410s tolerated in one pass before giving up
+    max_rounds: int = 3  # re-read the feed this often in one pass when files changed mid-download
     longpoll_timeout: int = 30
     progress_interval: float = 0.25
 
@@ -48,6 +49,8 @@ class SyncPolicy:
 @dataclass
 class SyncReport:
     downloaded: int = 0
+    changed: int = 0  # files that changed in the cloud mid-download (refetched in a later round)
+    rounds: int = 0
     adopted: int = 0  # already on disk with the right bytes (e.g. after a crash before commit)
     moved: int = 0
     deleted: int = 0
@@ -133,14 +136,19 @@ class SyncEngine:
             report = SyncReport()
             self.progress = Progress()
             try:
-                self._set_phase("listing")
-                await self._pull(report)
-                self._set_phase("planning")
-                plan = await self._plan(report)
-                self._set_phase("deleting")
-                await self._delete(plan, report)
-                self._set_phase("downloading")
-                await self._transfer(plan, report)
+                while True:
+                    report.rounds += 1
+                    changed_before = report.changed
+                    self._set_phase("listing")
+                    await self._pull(report)
+                    self._set_phase("planning")
+                    plan = await self._plan(report)
+                    self._set_phase("deleting")
+                    await self._delete(plan, report)
+                    self._set_phase("downloading")
+                    await self._transfer(plan, report)
+                    if report.changed == changed_before or report.rounds >= self.policy.max_rounds:
+                        break
                 await asyncio.to_thread(self.trash.purge, self.clock.now(), self.policy.deletes.retention_days)
                 self.last_error = None
                 return report
@@ -287,6 +295,7 @@ class SyncEngine:
 
         self.progress.files_total = len(work)
         self.progress.bytes_total = sum(w.job.size for w in work)
+        self.progress.bytes_done = self.progress.files_done = self.progress.files_failed = 0
         if not work:
             return
         self.media_dir.mkdir(parents=True, exist_ok=True)
@@ -339,6 +348,9 @@ class SyncEngine:
             self.progress.files_done += 1
         except FileGone as exc:
             log.info("%s", exc)
+        except FileChanged as exc:
+            report.changed += 1
+            log.info("%s; reading the feed again", exc)
         except (DownloadFailed, CloudError, RetryLater, OSError, *TRANSPORT_ERRORS) as exc:
             self.progress.files_failed += 1
             report.failed.append(job.cloud_path)

@@ -1,0 +1,106 @@
+"""`hub demo`: a private broker, the hub, a simulated house, the projector and the cloud, on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from .broker import Broker, free_port, wait_for_port
+from .config import HubConfig, default_data_dir
+from .service import running_hub, wait_for_signal
+from .tokens import create_token
+
+log = logging.getLogger(__name__)
+
+
+class Child:
+    """A simulator subprocess with its log file; stop() ends it, SIGTERM then SIGKILL."""
+
+    def __init__(self, name: str, args: list[str], logdir: Path) -> None:
+        self.name = name
+        self.args = args
+        self.logdir = logdir
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        with open(self.logdir / f"{self.name}.log", "ab") as out:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "firmware_sim.cli", *self.args,
+                stdout=out, stderr=out, stdin=asyncio.subprocess.DEVNULL)
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.terminate()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except asyncio.TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+def _demo_token(data: Path) -> str:
+    path = data / "secrets" / "demo-token"
+    if path.exists():
+        return path.read_text().strip()
+    token = create_token(data / "hub.db", "demo")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
+    return token
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    data: Path = args.data or (default_data_dir() / "demo")
+    data.mkdir(parents=True, exist_ok=True)
+    logs = data / "logs"
+    broker = Broker(data / "broker", port=args.mqtt_port, embedded=True if args.no_mosquitto else None)
+    async with AsyncExitStack() as stack:
+        await asyncio.to_thread(broker.start)
+        stack.callback(broker.stop)
+        config = HubConfig(
+            data_dir=data,
+            mqtt={"url": broker.url},
+            http={"host": "127.0.0.1", "port": args.port},
+            discovery={"interfaces": ["127.0.0.1"], "advertise_broker": True},
+        )
+        token = await asyncio.to_thread(_demo_token, data)
+        hub, url = await stack.enter_async_context(running_hub(config))
+        await hub.mqtt.wait_connected(10)
+
+        speed = str(args.speed)
+        cloud_port = free_port()
+        children = [
+            Child("house", ["house", "--broker", broker.url, "--state-dir", str(data / "sim-state"),
+                            "--speed", speed], logs),
+            Child("projector", ["projector", "--broker", broker.url, "--port", str(free_port()),
+                                "--udp-port", str(free_port()), "--state-dir", str(data / "sim-state"),
+                                "--speed", speed], logs),
+            Child("cloud", ["cloud", "--library", str(data / "cloud-library"), "--port", str(cloud_port),
+                            "--auto-approve", "--seed-demo"], logs),
+        ]
+        for child in children:
+            await child.start()
+            stack.push_async_callback(child.stop)
+        await asyncio.to_thread(wait_for_port, "127.0.0.1", cloud_port, 20)
+
+        print(f"""
+  hub demo is running  ({broker.kind} on {broker.url})
+
+    open    {url}/#token={token}
+    API     curl -H 'Authorization: Bearer {token}' {url}/api/devices
+    MQTT    mosquitto_sub -p {broker.port} -t 'hub/#' -v
+    cloud   http://127.0.0.1:{cloud_port}   logs in {logs}
+
+  Ctrl-C stops everything.
+""", flush=True)
+        await wait_for_signal()
+        print("stopping…", flush=True)
+    return 0

@@ -1,0 +1,162 @@
+"""MediaService: the media feature as the hub uses it (sync control, library, playback URLs)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from . import library
+from .auth import TokenFile, TokenSource
+from .client import CloudClient
+from .clock import Clock, SystemClock
+from .sync import SyncEngine, SyncPolicy
+
+log = logging.getLogger(__name__)
+
+PlayFn = Callable[[str, str], Awaitable[Any]]
+
+
+class UnknownMedia(LookupError):
+    pass
+
+
+class MediaService:
+    """Everything api.py needs; the lead passes `play(device_id, url)` (the hub's command path)."""
+
+    def __init__(
+        self,
+        store,
+        data_dir: Path,
+        *,
+        play: PlayFn,
+        on_progress: Callable[[dict[str, Any]], Any] | None = None,
+        policy: SyncPolicy = SyncPolicy(),
+        clock: Clock | None = None,
+        public_url: str | None = None,
+        url_ttl: float = 6 * 3600,
+        watch: bool = False,
+    ) -> None:
+        self.store = store
+        self.data_dir = Path(data_dir)
+        self.media_dir = self.data_dir / "media"
+        self._play = play
+        self.on_progress = on_progress
+        self.policy = policy
+        self.clock = clock or SystemClock()
+        self.public_url = public_url  # e.g. "http://192.168.1.5:8080"; else taken from the request
+        self.url_ttl = url_ttl
+        self.watch = watch  # keep syncing (long-poll) while linked
+        self.signer = library.UrlSigner(self.data_dir)
+        self.tokens = TokenFile(self.data_dir)
+        self._session: aiohttp.ClientSession | None = None
+        self._engine: SyncEngine | None = None
+        self._task: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.store.call(library.ensure_schema)
+        await asyncio.to_thread(self.signer.key)
+        self._session = aiohttp.ClientSession()
+        if self.watch and await asyncio.to_thread(self.tokens.load):
+            self._task = asyncio.create_task(self._run(continuous=True), name="media-sync")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+        if self._session:
+            await self._session.close()
+            self._session = None
+
+    # -- sync --
+
+    async def _make_engine(self) -> SyncEngine | None:
+        tokens = await asyncio.to_thread(self.tokens.load)
+        if tokens is None or self._session is None:
+            return None
+        if self._engine is None or self._engine.client.base != tokens.cloud_url.rstrip("/"):
+            client = CloudClient(self._session, TokenSource(self._session, self.tokens, self.clock), tokens.cloud_url, self.clock)
+            self._engine = SyncEngine(
+                self.store, self.data_dir, client, policy=self.policy, clock=self.clock, on_progress=self.on_progress
+            )
+        return self._engine
+
+    async def _run(self, continuous: bool) -> None:
+        engine = await self._make_engine()
+        if engine is None:
+            return
+        try:
+            if continuous:
+                await engine.run(self._wake)
+            else:
+                await engine.sync_once()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # reported in status; never takes the hub down
+            log.error("media sync stopped: %s", exc)
+
+    async def sync_now(self) -> dict[str, Any]:
+        """Start a pass now (or wake the watcher); returns the status with `started`."""
+        if not await asyncio.to_thread(self.tokens.load):
+            return {**await self.sync_status(), "started": False, "reason": "not linked"}
+        if self._task and not self._task.done():
+            if self._engine and self._engine.status()["running"]:
+                return {**await self.sync_status(), "started": False, "reason": "already running"}
+            self._wake.set()
+            return {**await self.sync_status(), "started": True}
+        self._task = asyncio.create_task(self._run(continuous=self.watch), name="media-sync")
+        await asyncio.sleep(0)
+        return {**await self.sync_status(), "started": True}
+
+    async def wait_sync(self) -> None:
+        """Wait for a one-off pass started by sync_now() to end (returns at once when none runs)."""
+        task = self._task
+        if task is not None and not self.watch:
+            await asyncio.shield(task)
+
+    async def sync_status(self) -> dict[str, Any]:
+        linked = await asyncio.to_thread(self.tokens.load)
+        base: dict[str, Any] = {"linked": linked is not None, "cloud": linked.cloud_url if linked else None}
+        if self._engine is None:
+            return {**base, "running": False, "phase": "idle", "progress": None, "last_report": None,
+                    "last_error": None, "counters": None}
+        return {**base, **self._engine.status()}
+
+    # -- library --
+
+    async def list_media(self, kind: str | None = None, q: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        return await self.store.call(lambda db: library.query(db, kind, q, limit, offset))
+
+    async def signed_url(self, media_id: int, base_url: str | None = None) -> str:
+        row = await self.store.call(lambda db: library.get(db, media_id))
+        if row is None:
+            raise UnknownMedia(media_id)
+        path = await asyncio.to_thread(self.signer.url, media_id, self.url_ttl, self.clock.now())
+        return (self.public_url or base_url or "").rstrip("/") + path
+
+    async def play(self, media_id: int, device: str, base_url: str | None = None) -> dict[str, Any]:
+        url = await self.signed_url(media_id, base_url)
+        result = await self._play(device, url)
+        return {"media": media_id, "device": device, "url": url, "result": result}
+
+    async def file_for(self, media_id: int, exp: str | None, sig: str | None) -> tuple[Path, dict[str, Any]] | None:
+        """The file behind a signed URL, or None when the signature is bad or expired."""
+        ok = await asyncio.to_thread(self.signer.check, media_id, exp, sig, self.clock.now())
+        if not ok:
+            return None
+        row = await self.store.call(lambda db: library.get(db, media_id))
+        if row is None:
+            raise UnknownMedia(media_id)
+        path = await asyncio.to_thread(library.resolve, self.media_dir, row["local_path"])
+        if path is None:
+            raise UnknownMedia(media_id)
+        return path, row

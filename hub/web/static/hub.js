@@ -1,0 +1,245 @@
+// The household page: rooms and devices, controls generated from each device's exposes, live over
+// the WebSocket. No framework: one file, no build step.
+"use strict";
+
+const ACCESS = { STATE: 1, SET: 2, GET: 4 };
+const devices = new Map();   // id -> device JSON
+const cards = new Map();     // id -> {el, controls: Map(name -> update fn)}
+let token = "";
+
+function readToken() {
+  const m = location.hash.match(/token=([^&]+)/);
+  if (m) {
+    localStorage.setItem("hub-token", decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname);
+  }
+  return localStorage.getItem("hub-token") || "";
+}
+
+async function api(path, options = {}) {
+  const r = await fetch(path, { ...options, headers: { "Authorization": `Bearer ${token}`, "Content-Type": "application/json", ...(options.headers || {}) } });
+  if (r.status === 401) { showLogin(); throw new Error("not logged in"); }
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw Object.assign(new Error(body.error || r.statusText), { status: r.status, body });
+  return body;
+}
+
+function showLogin() {
+  document.getElementById("login").hidden = false;
+  document.getElementById("rooms").hidden = true;
+}
+
+function fmt(v, e) {
+  if (v === undefined || v === null) return "–";
+  if (e.type === "binary") return v ? "yes" : "no";
+  if (e.type === "numeric") {
+    const n = e.integer ? v : Math.round(v * 10) / 10;
+    return `${n}${e.unit ? " " + e.unit : ""}`;
+  }
+  return String(v);
+}
+
+async function send(id, values, el) {
+  el.classList.remove("failed");
+  el.classList.add("busy");
+  try {
+    const r = await api(`/api/devices/${encodeURIComponent(id)}/set`, { method: "POST", body: JSON.stringify(values) });
+    applyState(id, r.state);
+  } catch (err) {
+    el.classList.add("failed");
+    el.title = err.message;
+    const dev = devices.get(id);
+    if (dev) renderCard(dev);  // snap the control back to the confirmed state
+  } finally {
+    el.classList.remove("busy");
+  }
+}
+
+function control(dev, e) {
+  const row = document.createElement("div");
+  row.className = "row" + (e.category === "diagnostic" ? " diagnostic" : "");
+  row.dataset.expose = e.name;
+  const label = document.createElement("label");
+  label.textContent = e.label || e.name;
+  row.append(label);
+  const settable = (e.access & ACCESS.SET) !== 0;
+  let update;
+  if (e.type === "action") {
+    const box = document.createElement("span");
+    box.className = "actions";
+    for (const v of e.values) {
+      const b = document.createElement("button");
+      b.textContent = v;
+      b.onclick = () => send(dev.id, { [e.name]: v }, b);
+      box.append(b);
+    }
+    row.append(box);
+    update = () => {};
+  } else if (e.type === "binary" && settable) {
+    const sw = document.createElement("button");
+    sw.className = "switch";
+    sw.setAttribute("role", "switch");
+    sw.setAttribute("aria-label", `${dev.name} ${e.label || e.name}`);
+    sw.onclick = () => send(dev.id, { [e.name]: sw.getAttribute("aria-checked") !== "true" }, sw);
+    row.append(sw);
+    update = (v) => sw.setAttribute("aria-checked", v ? "true" : "false");
+  } else if (e.type === "numeric" && settable && e.value_min !== undefined && e.value_max !== undefined) {
+    const input = document.createElement("input");
+    input.type = "range";
+    input.min = e.value_min; input.max = e.value_max; input.step = e.value_step || "any";
+    input.setAttribute("aria-label", `${dev.name} ${e.label || e.name}`);
+    const out = document.createElement("span");
+    out.className = "value";
+    input.oninput = () => { out.textContent = fmt(Number(input.value), e); };
+    input.onchange = () => send(dev.id, { [e.name]: Number(input.value) }, input);
+    row.append(input, out);
+    update = (v) => { if (document.activeElement !== input && v !== undefined) input.value = v; out.textContent = fmt(v, e); };
+  } else if (e.type === "enum" && settable) {
+    const sel = document.createElement("select");
+    sel.setAttribute("aria-label", `${dev.name} ${e.label || e.name}`);
+    for (const v of e.values) sel.append(new Option(v, v));
+    sel.onchange = () => send(dev.id, { [e.name]: sel.value }, sel);
+    row.append(sel);
+    update = (v) => { if (v !== undefined) sel.value = v; };
+  } else if (e.type === "color" && settable) {
+    const input = document.createElement("input");
+    input.type = "color";
+    input.setAttribute("aria-label", `${dev.name} ${e.label || e.name}`);
+    input.onchange = () => send(dev.id, { [e.name]: input.value }, input);
+    row.append(input);
+    update = (v) => { if (v) input.value = v; };
+  } else if (e.type === "text" && settable) {
+    const form = document.createElement("form");
+    const input = document.createElement("input");
+    input.setAttribute("aria-label", `${dev.name} ${e.label || e.name}`);
+    const b = document.createElement("button");
+    b.textContent = "Set";
+    form.append(input, b);
+    form.onsubmit = (ev) => { ev.preventDefault(); send(dev.id, { [e.name]: input.value }, input); };
+    row.append(form);
+    update = (v) => { if (document.activeElement !== input && v !== undefined) input.value = v; };
+  } else {
+    const out = document.createElement("span");
+    out.className = "value";
+    row.append(out);
+    update = (v) => { out.textContent = fmt(v, e); };
+  }
+  return { row, update };
+}
+
+function renderCard(dev) {
+  let entry = cards.get(dev.id);
+  if (!entry) {
+    const el = document.getElementById("device-card").content.firstElementChild.cloneNode(true);
+    el.dataset.id = dev.id;
+    entry = { el, controls: new Map(), exposesKey: "" };
+    cards.set(dev.id, entry);
+  }
+  const { el } = entry;
+  el.querySelector(".name").textContent = dev.name;
+  el.classList.toggle("offline", !dev.online);
+  el.querySelector(".status").textContent = dev.online ? (dev.model || "") : "offline";
+  const err = el.querySelector(".error");
+  err.hidden = !dev.error;
+  err.textContent = dev.error || "";
+  const key = JSON.stringify(dev.exposes);
+  if (key !== entry.exposesKey) {
+    entry.exposesKey = key;
+    entry.controls.clear();
+    const box = el.querySelector(".controls");
+    box.replaceChildren();
+    const ordered = [...dev.exposes].sort((a, b) => (a.category === "diagnostic") - (b.category === "diagnostic"));
+    for (const e of ordered) {
+      const c = control(dev, e);
+      entry.controls.set(e.name, c.update);
+      box.append(c.row);
+    }
+  }
+  for (const [name, update] of entry.controls) update(dev.state[name]);
+  return el;
+}
+
+function layout() {
+  const rooms = new Map();
+  for (const dev of devices.values()) {
+    const room = dev.room || "Unassigned";
+    if (!rooms.has(room)) rooms.set(room, []);
+    rooms.get(room).push(dev);
+  }
+  const main = document.getElementById("rooms");
+  const sections = [];
+  for (const room of [...rooms.keys()].sort((a, b) => (a === "Unassigned") - (b === "Unassigned") || a.localeCompare(b))) {
+    const sec = document.createElement("section");
+    sec.className = "room";
+    sec.dataset.room = room;
+    const h = document.createElement("h2");
+    h.textContent = room;
+    const grid = document.createElement("div");
+    grid.className = "grid";
+    for (const dev of rooms.get(room).sort((a, b) => a.name.localeCompare(b.name))) grid.append(renderCard(dev));
+    sec.append(h, grid);
+    sections.push(sec);
+  }
+  main.replaceChildren(...sections);
+  const online = [...devices.values()].filter((d) => d.online).length;
+  document.getElementById("summary").textContent = `${devices.size} devices · ${online} online`;
+}
+
+function applyState(id, state) {
+  const dev = devices.get(id);
+  if (!dev) return;
+  Object.assign(dev.state, state);
+  renderCard(dev);
+}
+
+function onEvent(ev) {
+  switch (ev.type) {
+    case "snapshot":
+      devices.clear();
+      for (const d of ev.devices) devices.set(d.id, d);
+      layout();
+      break;
+    case "device_added":
+    case "device_updated": {
+      const before = devices.get(ev.device.id);
+      devices.set(ev.device.id, ev.device);
+      if (!before || before.room !== ev.device.room || before.name !== ev.device.name) layout();
+      else renderCard(ev.device);
+      break;
+    }
+    case "state":
+      applyState(ev.id, ev.state);
+      break;
+    case "availability": {
+      const dev = devices.get(ev.id);
+      if (dev) { dev.online = ev.online; renderCard(dev); layout(); }
+      break;
+    }
+  }
+}
+
+function connect(attempt = 0) {
+  const pill = document.getElementById("conn");
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${proto}://${location.host}/api/ws?token=${encodeURIComponent(token)}`);
+  ws.onopen = () => { attempt = 0; pill.dataset.state = "live"; pill.textContent = "live"; };
+  ws.onmessage = (m) => onEvent(JSON.parse(m.data));
+  ws.onclose = (e) => {
+    pill.dataset.state = "down";
+    pill.textContent = "reconnecting…";
+    if (e.code === 1006 && attempt > 2) {
+      // maybe the token is wrong: ask the API, which answers 401 clearly
+      api("/api/devices").catch(() => {});
+    }
+    setTimeout(() => connect(attempt + 1), Math.min(500 * 2 ** attempt, 10000));
+  };
+}
+
+document.getElementById("token-form").onsubmit = (ev) => {
+  ev.preventDefault();
+  localStorage.setItem("hub-token", document.getElementById("token").value.trim());
+  location.reload();
+};
+
+token = readToken();
+if (!token) showLogin(); else connect();
