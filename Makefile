@@ -39,7 +39,7 @@ system-test-deps:
 $(VENV313)/.installed:
 	@test -n "$(PY313)" || { echo "Python 3.13 is needed for pjlink-advance (pyenv install 3.13)"; exit 1; }
 	$(PY313) -m venv $(VENV313)
-	$(VENV313)/bin/pip install -q pjlink-advance
+	$(VENV313)/bin/pip install -q pjlink-advance==0.2.0
 	touch $@
 
 test: $(STAMP) system-test-deps $(VENV313)/.installed

@@ -164,6 +164,9 @@ class Text(Expose):
     def schema(self) -> dict[str, Any]:
         return {"type": "string", "maxLength": self.max_length}
 
+    def _extra_json(self) -> dict[str, Any]:
+        return {"max_length": self.max_length}
+
 
 _HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -265,6 +268,8 @@ def expose_from_json(d: Mapping[str, Any]) -> Expose:
                   unit=d.get("unit", ""), integer=bool(d.get("integer", False)))
     elif cls in (Enum, Action):
         kw["values"] = tuple(d.get("values", ()))
+    elif cls is Text:
+        kw["max_length"] = int(d.get("max_length", 1024))
     return cls(**kw)
 
 

@@ -41,6 +41,8 @@ class MqttLink:
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._subscribed: set[str] = set()  # on the current connection
+        self._subscribing = asyncio.Lock()  # one SUBSCRIBE in flight: aiomqtt mis-pairs concurrent SUBACKs
         self.connects = 0
         self.received = 0
         self.dropped = 0
@@ -55,9 +57,8 @@ class MqttLink:
     # -- subscriptions --------------------------------------------------------------
 
     def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
-        first = all(f != topic_filter for f, _ in self._handlers)
         self._handlers.append((topic_filter, handler))
-        if first and self.connected:
+        if self._client is not None:
             asyncio.get_running_loop().create_task(self._subscribe_now(topic_filter))
 
     def unsubscribe(self, topic_filter: str, handler: MessageHandler) -> None:
@@ -68,7 +69,10 @@ class MqttLink:
         if client is None:
             return  # resubscribed on the next connect
         try:
-            await client.subscribe(topic_filter, qos=1)
+            async with self._subscribing:
+                if topic_filter not in self._subscribed and client is self._client:
+                    await client.subscribe(topic_filter, qos=1, timeout=10)
+                    self._subscribed.add(topic_filter)
         except aiomqtt.MqttError as e:
             log.warning("subscribe %s failed (%s); retried on reconnect", topic_filter, e)
 
@@ -132,9 +136,13 @@ class MqttLink:
             try:
                 async with client:
                     self._client = client
-                    filters = list(dict.fromkeys(f for f, _ in self._handlers))
-                    for f in filters:
-                        await client.subscribe(f, qos=1)
+                    self._subscribed = set()
+                    async with self._subscribing:
+                        # filters added from here on are subscribed by their own _subscribe_now
+                        filters = list(dict.fromkeys(f for f, _ in self._handlers))
+                        for f in filters:
+                            await client.subscribe(f, qos=1, timeout=10)
+                            self._subscribed.add(f)
                     await client.publish(self.will_topic, "online", qos=1, retain=True)
                     self._connected.set()
                     self.connects += 1

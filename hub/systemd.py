@@ -15,8 +15,11 @@ def notify(message: str) -> bool:
     if path.startswith("@"):
         path = "\0" + path[1:]  # abstract namespace socket
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        s.connect(path)
-        s.sendall(message.encode())
+        try:
+            s.connect(path)
+            s.send(message.encode(), socket.MSG_DONTWAIT)  # never block the event loop on systemd
+        except OSError:
+            return False
     return True
 
 

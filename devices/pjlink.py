@@ -1,0 +1,582 @@
+"""PJLink projector driver: found by mDNS `_pjlink._tcp` or Class 2 search, one device per MAC.
+
+The projector's media player (Homie 5, `_homie._tcp` with TXT `type=media-player` and the
+projector's `mac`) is merged into the same device as `media_*` exposes.
+
+Options: `ctx.options["pjlink"]` when the core provides it, overridden by constructor keywords
+(same keys): `passwords` {mac or device id: password}, env
+`HUB_PJLINK_PASSWORD` as the fallback password; `search_address` (e.g. "255.255.255.255",
+None = no search), `port` (TCP and search port, 4352), `notify_port` (UDP port for Class 2
+notifications, None = don't listen), `udp_host`, `poll_interval`, `transition_poll`,
+`search_interval`, `timeout`, `backoff` (initial, max seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from hub.driver import DeviceUnreachable, Discovered, Driver
+from hub.model import Access, Action, Binary, DeviceInfo, Enum, Expose, InvalidCommand, Numeric
+
+from . import pjlink_codec as pj
+from .pjlink_client import PJLinkClient
+from .pjlink_player import MediaPlayer, PlayerUpdate
+from .pjlink_search import PJLinkUdp, SearchAck, StatusNotice, UdpEvent
+
+log = logging.getLogger(__name__)
+
+PJLINK_SERVICE = "_pjlink._tcp.local."
+HOMIE_SERVICE = "_homie._tcp.local."
+ERROR_VALUES = ("ok", "warning", "error")
+MAX_PROJECTORS = 256  # bounded: a flood of fake search replies cannot grow memory forever
+
+
+def device_id_for(mac: str) -> str:
+    """Stable id from the MAC: `projector-0026ab000001` (never the IP or the name)."""
+    return "projector-" + pj.normalize_mac(mac)
+
+
+class Backoff:
+    """Exponential reconnect delays (initial, doubled, capped); pure, so tests need no clock."""
+
+    def __init__(self, initial: float = 1.0, maximum: float = 60.0) -> None:
+        self.initial, self.maximum = initial, maximum
+        self._next = initial
+
+    def next(self) -> float:
+        delay, self._next = self._next, min(self._next * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.initial
+
+
+@dataclass(frozen=True)
+class Options:
+    passwords: Mapping[str, str] = field(default_factory=dict)
+    default_password: str | None = None
+    search_address: str | None = None
+    port: int = 4352
+    notify_port: int | None = 4352
+    udp_host: str = "0.0.0.0"
+    poll_interval: float = 30.0
+    transition_poll: float = 1.0  # while warming/cooling, ask POWR this often
+    search_interval: float = 300.0
+    timeout: float = 5.0
+    backoff: tuple[float, float] = (1.0, 60.0)
+
+
+@dataclass
+class _Projector:
+    """Everything the driver knows about one projector (mutable, owned by the driver)."""
+
+    id: str
+    mac: str
+    host: str = ""
+    port: int = 4352
+    label: str = ""  # mDNS instance name until NAME answers
+    name: str = ""  # PJLink NAME
+    manufacturer: str = ""
+    model: str = ""
+    pj_class: int = 1
+    inputs: dict[str, str] = field(default_factory=dict)  # input name → code
+    values: dict[str, Any] = field(default_factory=dict)
+    unsupported: set[str] = field(default_factory=set)
+    static_loaded: bool = False
+    online: bool | None = None
+    client: PJLinkClient | None = None
+    task: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    player: MediaPlayer | None = None
+    announced: DeviceInfo | None = None
+    reported_error: str = ""
+
+
+class PJLinkDriver(Driver):
+    """Projectors over PJLink Class 1/2 plus their Homie media player, as one device each."""
+
+    name: ClassVar[str] = "pjlink"
+    service_types: ClassVar[tuple[str, ...]] = (PJLINK_SERVICE, HOMIE_SERVICE)
+
+    def __init__(self, ctx: Any, **options: Any) -> None:
+        super().__init__(ctx)
+        self.options_in = options
+        self.options = Options()
+        self.udp: PJLinkUdp | None = None
+        self._projectors: dict[str, _Projector] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        self.options = _options(self.ctx, self.options_in)
+        o = self.options
+        if o.notify_port is not None or o.search_address:
+            self.udp = PJLinkUdp(self._on_udp, host=o.udp_host, port=o.notify_port or 0)
+            try:
+                await self.udp.start()
+            except OSError as e:
+                log.warning("pjlink: cannot listen on UDP %s:%s (%s); polling only", o.udp_host, o.notify_port, e)
+                self.udp = None
+        if o.search_address and self.udp is not None:
+            self._spawn(self._search_loop(), "pjlink-search")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for p in self._projectors.values():
+            if p.client is not None:
+                await p.client.close()
+            if p.player is not None:
+                self.ctx.mqtt.unsubscribe(p.player.topic_filter, self._on_mqtt)
+        if self.udp is not None:
+            await self.udp.stop()
+            self.udp = None
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ---------------------------------------------------------------- discovery
+
+    def identify(self, seen: Discovered) -> str | None:
+        if seen.service_type == HOMIE_SERVICE:
+            if seen.txt.get("type") != "media-player" or not seen.txt.get("mac"):
+                return None  # not a projector's player: the generic Homie driver takes it
+            try:
+                return device_id_for(seen.txt["mac"])
+            except ValueError:
+                return None
+        if seen.service_type == PJLINK_SERVICE:
+            mac = seen.txt.get("mac", "")
+            if not mac:
+                raise ValueError("_pjlink._tcp TXT has no mac")
+            return device_id_for(mac)  # ValueError names the bad MAC
+        return None
+
+    async def seen(self, device_id: str, seen: Discovered) -> None:
+        if seen.service_type == HOMIE_SERVICE:
+            self._attach_player(device_id, seen)
+            return
+        mac = pj.normalize_mac(seen.txt.get("mac", ""))
+        try:
+            pj_class = 2 if int(seen.txt.get("class", "1")) >= 2 else 1  # CLSS answers later anyway
+        except ValueError:
+            pj_class = 1
+        label = seen.name.split("." + PJLINK_SERVICE)[0] if seen.name else ""
+        self._attach(device_id, mac, seen.address, seen.port or self.options.port, label, pj_class)
+
+    async def gone(self, device_id: str) -> None:
+        """mDNS goodbye: PJLink itself decides availability, so just check now."""
+        p = self._projectors.get(device_id)
+        if p is None:
+            return
+        if p.host:
+            p.wake.set()
+        else:
+            self.ctx.availability_changed(device_id, False, "mDNS goodbye")
+
+    def _projector(self, device_id: str, mac: str) -> _Projector | None:
+        p = self._projectors.get(device_id)
+        if p is None:
+            if len(self._projectors) >= MAX_PROJECTORS:
+                log.warning("pjlink: %d projectors known; ignoring %s", MAX_PROJECTORS, device_id)
+                return None
+            p = self._projectors[device_id] = _Projector(device_id, mac)
+        return p
+
+    def _attach(self, device_id: str, mac: str, host: str, port: int, label: str = "", pj_class: int = 1) -> None:
+        """A projector's PJLink address is known (mDNS or search): (re)start talking to it."""
+        if self._stopping or not host:
+            return
+        p = self._projector(device_id, mac)
+        if p is None:
+            return
+        p.label = p.label or label
+        if not p.static_loaded:
+            p.pj_class = max(p.pj_class, pj_class)
+        password = self._password(p)
+        if p.client is None:
+            p.client = PJLinkClient(host, port, password, timeout=self.options.timeout)
+        else:
+            p.client.retarget(host, port, password)
+        p.host, p.port = host, port
+        if p.task is None or p.task.done():
+            p.task = self._spawn(self._run(p), f"pjlink-{device_id}")
+        else:
+            p.wake.set()
+        self._announce(p)
+
+    def _password(self, p: _Projector) -> str | None:
+        pw = self.options.passwords
+        for key in (p.id, p.mac, ":".join(p.mac[i:i + 2] for i in range(0, 12, 2))):
+            if key in pw:
+                return pw[key]
+        return self.options.default_password
+
+    # ---------------------------------------------------------------- the device definition
+
+    def _exposes(self, p: _Projector) -> tuple[Expose, ...]:
+        ex: list[Expose] = []
+        if p.host:
+            ex += [
+                Binary(name="power", access=Access.STATE | Access.SET),
+                Enum(name="power_state", values=("off", "warming", "on", "cooling")),
+            ]
+            if p.inputs:
+                ex.append(Enum(name="input", access=Access.STATE | Access.SET, values=tuple(p.inputs)))
+            ex += [
+                Binary(name="video_mute", access=Access.STATE | Access.SET),
+                Binary(name="audio_mute", access=Access.STATE | Access.SET),
+            ]
+            if p.pj_class >= 2:
+                ex += [Action(name="volume", values=("up", "down")),
+                       Binary(name="freeze", access=Access.STATE | Access.SET)]
+            ex.append(Numeric(name="lamp_hours", unit="h", min=0, integer=True, category="diagnostic"))
+            if p.pj_class >= 2 and "FILT" not in p.unsupported:
+                ex.append(Numeric(name="filter_hours", unit="h", min=0, integer=True, category="diagnostic"))
+            ex += [Enum(name=f"error_{part}", values=ERROR_VALUES, category="diagnostic")
+                   for part in pj.ERROR_PARTS]
+        if p.player is not None:
+            ex += p.player.exposes
+        return tuple(ex)
+
+    def _announce(self, p: _Projector) -> None:
+        name = p.name or p.label or f"Projector {p.mac[-6:]}"
+        info = DeviceInfo(
+            id=p.id, name=name, driver=self.name, exposes=self._exposes(p), model=p.model,
+            manufacturer=p.manufacturer, address=p.host,
+        )
+        if info != p.announced:
+            p.announced = info
+            self.ctx.device_found(info)
+
+    # ---------------------------------------------------------------- polling
+
+    async def _run(self, p: _Projector) -> None:
+        """Poll slowly (notifications do the fast path); back off while unreachable."""
+        o = self.options
+        backoff = Backoff(*o.backoff)
+        while True:
+            p.wake.clear()
+            try:
+                if not p.static_loaded:
+                    await self._load_static(p)
+                await self._poll(p)
+                backoff.reset()
+                self._set_online(p, True)
+                delay = o.transition_poll if p.values.get("power_state") in ("warming", "cooling") else o.poll_interval
+            except DeviceUnreachable as e:
+                self._set_online(p, False, str(e))
+                delay = backoff.next()
+            except pj.AuthenticationFailed as e:
+                self._set_online(p, False, "authentication failed")
+                self._error(p, f"PJLink authentication failed: {e}")
+                delay = backoff.next()
+            except Exception:  # a bug must not end polling for good
+                log.exception("pjlink %s: poll failed", p.id)
+                delay = backoff.next()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(p.wake.wait(), delay)
+
+    async def _ask(self, p: _Projector, command: str, pj_class: int = 1, param: str = "?") -> str | None:
+        """One query; None when the projector can't answer it now (ERR1-4) or answered garbage."""
+        if command in p.unsupported:
+            return None
+        assert p.client is not None
+        try:
+            return await p.client.request(command, param, pj_class=pj_class)
+        except pj.UndefinedCommand:
+            p.unsupported.add(command)
+        except pj.CommandRejected as e:
+            log.debug("pjlink %s: %s", p.id, e)
+        return None
+
+    async def _load_static(self, p: _Projector) -> None:
+        """CLSS, NAME, INF1, INF2, INST and (Class 2) INNM: the device's identity and inputs."""
+        clss = await self._ask(p, "CLSS")
+        p.pj_class = 2 if clss and clss.strip().startswith("2") else 1
+        p.name = (await self._ask(p, "NAME") or "").strip()
+        p.manufacturer = (await self._ask(p, "INF1") or "").strip()
+        p.model = (await self._ask(p, "INF2") or "").strip()
+        codes: tuple[str, ...] = ()
+        raw = await self._ask(p, "INST", p.pj_class)
+        if raw is not None:
+            codes = self._decoded(p, pj.decode_inputs, raw) or ()
+        inputs: dict[str, str] = {}
+        for code in codes:
+            label = ""
+            if p.pj_class >= 2:
+                label = (await self._ask(p, "INNM", 2, "?" + code) or "").strip()
+            label = label or pj.input_label(code)
+            if label in inputs:
+                label = f"{label} ({code})"
+            inputs[label] = code
+        p.inputs = inputs
+        p.static_loaded = True
+        self._announce(p)
+
+    async def _poll(self, p: _Projector) -> None:
+        """POWR, INPT, AVMT, ERST, LAMP (+ FILT, FREZ on Class 2) → changed values."""
+        values: dict[str, Any] = {}
+        if (raw := await self._ask(p, "POWR")) is not None and (power := self._decoded(p, pj.decode_power, raw)):
+            values.update(_power_values(power))
+        if values.get("power_state") in ("warming", "cooling") and p.values.get("power_state") == values["power_state"]:
+            self._report(p, values)  # mid-transition: only POWR matters until it settles
+            return
+        if (raw := await self._ask(p, "INPT", p.pj_class)) is not None:
+            code = self._decoded(p, pj.decode_input, raw)
+            if code is not None:
+                values["input"] = self._input_name(p, code)
+        if (raw := await self._ask(p, "AVMT")) is not None and (mute := self._decoded(p, pj.decode_mute, raw)):
+            values["video_mute"], values["audio_mute"] = mute
+        if (raw := await self._ask(p, "ERST")) is not None and (errs := self._decoded(p, pj.decode_errors, raw)):
+            values.update({f"error_{k}": v for k, v in errs.items()})
+        if (raw := await self._ask(p, "LAMP")) is not None and (lamps := self._decoded(p, pj.decode_lamps, raw)):
+            values["lamp_hours"] = lamps[0][0]
+        if p.pj_class >= 2:
+            had_filter = "FILT" not in p.unsupported
+            if (raw := await self._ask(p, "FILT", 2)) is not None:
+                hours = self._decoded(p, pj.decode_hours, raw)
+                if hours is not None:
+                    values["filter_hours"] = hours
+            if had_filter and "FILT" in p.unsupported:
+                self._announce(p)  # no filter: drop the expose
+            if (raw := await self._ask(p, "FREZ", 2)) is not None:
+                frozen = self._decoded(p, pj.decode_flag, raw)
+                if frozen is not None:
+                    values["freeze"] = frozen
+        self._report(p, values)
+
+    def _decoded(self, p: _Projector, decode: Any, raw: str) -> Any:
+        try:
+            return decode(raw)
+        except pj.BadReply as e:
+            self._error(p, str(e))
+            return None
+
+    def _input_name(self, p: _Projector, code: str) -> str:
+        for name, c in p.inputs.items():
+            if c == code:
+                return name
+        return pj.input_label(code)
+
+    def _report(self, p: _Projector, values: Mapping[str, Any]) -> None:
+        changed = {k: v for k, v in values.items() if p.values.get(k, object()) != v}
+        if changed:
+            p.values.update(changed)
+            self.ctx.state_changed(p.id, changed)
+
+    def _set_online(self, p: _Projector, online: bool, reason: str = "") -> None:
+        if p.online is not online:
+            p.online = online
+            log.info("pjlink %s %s %s", p.id, "online" if online else "offline", reason)
+            self.ctx.availability_changed(p.id, online, reason)
+
+    def _error(self, p: _Projector, message: str) -> None:
+        if message != p.reported_error:  # logged once per distinct problem
+            p.reported_error = message
+            log.warning("pjlink %s: %s", p.id, message)
+            self.ctx.device_error(p.id, message)
+
+    # ---------------------------------------------------------------- commands
+
+    async def send(self, device_id: str, values: Mapping[str, Any]) -> None:
+        p = self._projectors.get(device_id)
+        if p is None:
+            raise DeviceUnreachable(f"{device_id} is not a known projector")
+        ordered = sorted(values.items(), key=lambda kv: kv[0] != "power")  # power first
+        for key, value in ordered:
+            if key.startswith("media_"):
+                await self._send_media(p, key, value)
+                continue
+            if p.client is None:
+                raise DeviceUnreachable(f"{device_id}: PJLink address not known yet")
+            try:
+                await self._send_one(p, key, value)
+            except pj.UnavailableTime:
+                raise InvalidCommand(key, self._not_now(p)) from None
+            except pj.OutOfParameter:
+                raise InvalidCommand(key, "the projector refused this value (ERR2)") from None
+            except pj.UndefinedCommand:
+                raise InvalidCommand(key, "this projector does not support it (ERR1)") from None
+            except pj.ProjectorFailure:
+                raise InvalidCommand(key, "the projector reports a failure (ERR4)") from None
+            except pj.AuthenticationFailed as e:
+                self._set_online(p, False, "authentication failed")
+                p.wake.set()
+                raise DeviceUnreachable(f"{device_id}: PJLink authentication failed ({e})") from None
+            except DeviceUnreachable as e:
+                self._set_online(p, False, str(e))
+                p.wake.set()  # the poll loop backs off and brings it back online by itself
+                raise
+            self._set_online(p, True)
+
+    def _not_now(self, p: _Projector) -> str:
+        state = p.values.get("power_state")
+        if state == "warming":
+            return "projector is warming up"
+        if state == "cooling":
+            return "projector is cooling down"
+        if state == "on":
+            return "projector is busy"
+        return "projector is in standby"
+
+    async def _send_one(self, p: _Projector, key: str, value: Any) -> None:
+        assert p.client is not None
+        req = p.client.request
+        if key == "power":
+            await req("POWR", "1" if value else "0")
+            self.ctx.target_accepted(p.id, {"power": bool(value)})
+            raw = await req("POWR", "?")
+            state = pj.decode_power(raw) if raw in pj.POWER_STATES else None
+            if state is None or (value and state == "off") or (not value and state == "on"):
+                state = "warming" if value else "cooling"  # the projector hasn't caught up yet
+            self._report(p, _power_values(state))
+            p.wake.set()  # poll fast until the transition ends
+        elif key == "input":
+            code = p.inputs.get(value)
+            if code is None:
+                raise InvalidCommand(key, f"must be one of {', '.join(p.inputs)}")
+            await req("INPT", code, pj_class=pj.input_class(code))
+            self._report(p, {"input": value})
+        elif key in ("video_mute", "audio_mute"):
+            await req("AVMT", ("1" if key == "video_mute" else "2") + ("1" if value else "0"))
+            self._report(p, {key: bool(value)})
+        elif key == "freeze":
+            await req("FREZ", "1" if value else "0", pj_class=2)
+            self._report(p, {"freeze": bool(value)})
+        elif key == "volume":
+            await req("SVOL", "1" if value == "up" else "0", pj_class=2)
+        else:
+            raise InvalidCommand(key, "not a projector property")
+
+    # ---------------------------------------------------------------- Class 2 UDP
+
+    def _on_udp(self, ev: UdpEvent, source: str) -> None:
+        """Search replies attach projectors; status notifications update state (PJLink v2.00 "Status Notification Protocol")."""
+        if isinstance(ev, SearchAck):
+            known = self._projectors.get(device_id_for(ev.mac))
+            if known is not None and known.host == source:
+                known.wake.set()  # already talking to it (maybe on a port mDNS told us)
+            else:
+                self._attach(device_id_for(ev.mac), ev.mac, source, self.options.port)
+            return
+        if not isinstance(ev, StatusNotice):
+            log.debug("pjlink udp from %s: %s %r", source, ev.reason, ev.data)
+            return
+        at_source = [p for p in self._projectors.values() if p.host == source]
+        if ev.command == "LKUP":
+            with contextlib.suppress(ValueError):
+                mac = pj.normalize_mac(ev.value)
+                at_source = [p for p in self._projectors.values() if p.mac == mac] or at_source
+                if not at_source:
+                    self._attach(device_id_for(mac), mac, source, self.options.port)
+            for p in at_source:
+                p.wake.set()
+            return
+        if len(at_source) != 1:
+            for p in at_source:  # several projectors share the address: ask each
+                p.wake.set()
+            return
+        p = at_source[0]
+        try:
+            if ev.command == "POWR":
+                state = pj.decode_power(ev.value)
+                self._report(p, _power_values(state))
+                if state in ("warming", "cooling"):
+                    p.wake.set()
+            elif ev.command == "INPT":
+                self._report(p, {"input": self._input_name(p, pj.decode_input(ev.value))})
+            elif ev.command == "ERST":
+                self._report(p, {f"error_{k}": v for k, v in pj.decode_errors(ev.value).items()})
+        except pj.BadReply as e:
+            self._error(p, f"notification: {e}")
+
+    async def _search_loop(self) -> None:
+        o = self.options
+        assert self.udp is not None and o.search_address
+        while True:
+            found = await self.udp.search((o.search_address, o.port))
+            log.debug("pjlink search found %d projector(s)", len(found))
+            await asyncio.sleep(o.search_interval)
+
+    # ---------------------------------------------------------------- the Homie media player
+
+    def _attach_player(self, device_id: str, seen: Discovered) -> None:
+        topic = seen.txt.get("topic") or (f"homie/5/{seen.txt['id']}" if seen.txt.get("id") else "")
+        if not topic.startswith("homie/5/") or len(topic) > 200 or "+" in topic or "#" in topic:
+            log.warning("pjlink: media player %r has no usable Homie topic; ignored", seen.name)
+            return
+        p = self._projector(device_id, pj.normalize_mac(seen.txt["mac"]))
+        if p is None:
+            return
+        if p.player is not None and p.player.topic == topic.rstrip("/"):
+            return
+        if p.player is not None:
+            self.ctx.mqtt.unsubscribe(p.player.topic_filter, self._on_mqtt)
+        p.player = MediaPlayer(topic)
+        p.label = p.label or (seen.name.split("." + HOMIE_SERVICE)[0] if seen.name else "")
+        self.ctx.mqtt.subscribe(p.player.topic_filter, self._on_mqtt)
+        self._announce(p)
+        if not p.host:
+            self.ctx.availability_changed(p.id, True, "media player found")
+
+    def _on_mqtt(self, topic: str, payload: bytes, retained: bool) -> None:
+        for p in self._projectors.values():
+            if p.player is not None and topic.startswith(p.player.topic + "/"):
+                self._player_update(p, p.player.handle(topic, payload))
+
+    def _player_update(self, p: _Projector, up: PlayerUpdate) -> None:
+        if up.exposes_changed:
+            self._announce(p)
+        if up.values:
+            self._report(p, up.values)
+        if up.error:
+            self._error(p, up.error)
+
+    async def _send_media(self, p: _Projector, key: str, value: Any) -> None:
+        if p.player is None:
+            raise InvalidCommand(key, "the projector's media player has not been found")
+        try:
+            topic, payload = p.player.encode_set(key, value)
+        except KeyError:
+            raise InvalidCommand(key, "the media player does not accept it") from None
+        await self.ctx.mqtt.publish(topic, payload, qos=1, retain=False)
+
+
+def _power_values(state: str) -> dict[str, Any]:
+    """POWR state → exposes: `power` is true while on or warming up (where it is heading)."""
+    return {"power_state": state, "power": state in ("on", "warming")}
+
+
+def _options(ctx: Any, given: Mapping[str, Any]) -> Options:
+    """Constructor keywords, else `ctx.options["pjlink"]`, else defaults; env for the password."""
+    from_ctx = getattr(ctx, "options", None)
+    merged: dict[str, Any] = {}
+    if isinstance(from_ctx, Mapping) and isinstance(from_ctx.get("pjlink"), Mapping):
+        merged.update(from_ctx["pjlink"])
+    merged.update(given)
+    unknown = set(merged) - set(Options.__dataclass_fields__)
+    if unknown:
+        log.error("pjlink: unknown options ignored: %s", ", ".join(sorted(unknown)))
+        for key in unknown:
+            del merged[key]
+    merged.setdefault("default_password", os.environ.get("HUB_PJLINK_PASSWORD") or None)
+    if "passwords" in merged:
+        merged["passwords"] = {str(k).lower(): str(v) for k, v in dict(merged["passwords"]).items()}
+    if "backoff" in merged:
+        merged["backoff"] = tuple(merged["backoff"])
+    return Options(**merged)
