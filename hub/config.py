@@ -64,6 +64,8 @@ class HubConfig(_Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
+    # per-driver options, e.g. [drivers.pjlink] search_address = "255.255.255.255"
+    drivers: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 SECTIONS = ("mqtt", "http", "discovery")

@@ -174,6 +174,11 @@ class Hub:
 
     # -- DriverContext ------------------------------------------------------------------
 
+    @property
+    def options(self) -> Mapping[str, Mapping[str, Any]]:
+        """Per-driver options from the config's [drivers.<name>] tables."""
+        return self.config.drivers
+
     def device_found(self, info: DeviceInfo) -> None:
         if not valid_device_id(info.id):
             self._log_once(info.id, f"driver {info.driver} reported a bad device id {info.id!r}; ignored")

@@ -62,6 +62,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     data.mkdir(parents=True, exist_ok=True)
     logs = data / "logs"
     broker = Broker(data / "broker", port=args.mqtt_port, embedded=True if args.no_mosquitto else None)
+    notify_port = free_port()  # the projector's PJLink Class 2 status notifications come here (UDP)
     async with AsyncExitStack() as stack:
         await asyncio.to_thread(broker.start)
         stack.callback(broker.stop)
@@ -70,6 +71,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             mqtt={"url": broker.url},
             http={"host": "127.0.0.1", "port": args.port},
             discovery={"interfaces": ["127.0.0.1"], "advertise_broker": True},
+            drivers={"pjlink": {"udp_host": "127.0.0.1", "notify_port": notify_port}},
         )
         token = await asyncio.to_thread(_demo_token, data)
         hub, url = await stack.enter_async_context(running_hub(config))
@@ -81,7 +83,8 @@ async def run_demo(args: argparse.Namespace) -> int:
             Child("house", ["house", "--broker", broker.url, "--state-dir", str(data / "sim-state"),
                             "--speed", speed], logs),
             Child("projector", ["projector", "--broker", broker.url, "--port", str(free_port()),
-                                "--udp-port", str(free_port()), "--state-dir", str(data / "sim-state"),
+                                "--udp-port", str(free_port()), "--notify-port", str(notify_port),
+                                "--state-dir", str(data / "sim-state"),
                                 "--speed", speed], logs),
             Child("cloud", ["cloud", "--library", str(data / "cloud-library"), "--port", str(cloud_port),
                             "--auto-approve", "--seed-demo"], logs),

@@ -65,6 +65,7 @@ class DriverContext(Protocol):
 
     mqtt: Mqtt
     clock: Callable[[], float]
+    options: Mapping[str, Mapping[str, Any]]  # [drivers.<name>] tables of the config
 
     def device_found(self, info: DeviceInfo) -> None:
         """A device exists (new, or its definition/address changed). Idempotent."""
