@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests use for real: broker and its clients, the browser, independent checkers.
-TEST_DEBS := mosquitto mosquitto-clients chromium rclone avahi-utils systemd iproute2 util-linux curl
+TEST_DEBS := mosquitto mosquitto-clients chromium rclone avahi-utils systemd iproute2 util-linux curl ffmpeg
 PY313 ?= $(shell command -v python3.13 || ls /root/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | head -n1)
 VENV313 ?= .venv313
 

@@ -79,7 +79,7 @@ class Hub:
         self._pending: list[_Pending] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dirty_publish: set[str] = set()
-        self._publish_scheduled = False
+        self._publishing: set[str] = set()
         self._stack: AsyncExitStack | None = None
         self._errors_logged: set[tuple[str, str]] = set()
         self.started_at = 0.0
@@ -307,19 +307,30 @@ class Hub:
         self._publish(self.topics.definition(dev.id), dumps(definition), retain=True)
 
     def _schedule_state_publish(self, device_id: str) -> None:
-        self._dirty_publish.add(device_id)
-        if not self._publish_scheduled:
-            self._publish_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_state_publish)
+        """Publish the device's retained state; while one publish is in flight, coalesce.
 
-    def _flush_state_publish(self) -> None:
-        # Coalesces a burst of reports into one retained message per device.
-        self._publish_scheduled = False
-        ids, self._dirty_publish = self._dirty_publish, set()
-        for device_id in ids:
-            dev = self.registry.get(device_id)
-            if dev is not None:
-                self._publish(self.topics.state(device_id), dumps(dev.state.values), retain=True)
+        At most one state publish per device is outstanding, and the last state always goes out,
+        so a chatty device costs one QoS 1 round trip per burst instead of one per message.
+        """
+        if device_id in self._publishing:
+            self._dirty_publish.add(device_id)
+            return
+        if self.mqtt.connected:
+            self._publishing.add(device_id)
+            self.spawn(self._publish_state(device_id), "publish-state")
+
+    async def _publish_state(self, device_id: str) -> None:
+        try:
+            while True:
+                self._dirty_publish.discard(device_id)
+                dev = self.registry.get(device_id)
+                if dev is None:
+                    return
+                await self._publish_quietly(self.topics.state(device_id), dumps(dev.state.values), True)
+                if device_id not in self._dirty_publish:
+                    return
+        finally:
+            self._publishing.discard(device_id)
 
     async def _republish(self) -> None:
         """After every (re)connect: all retained definitions, availability and state."""
@@ -354,6 +365,7 @@ class Hub:
             "devices": len(self.registry.devices),
             "online": sum(1 for d in devices if d.state.online),
             "drivers": sorted(self.drivers),
+            "mqtt_received": self.mqtt.received,
             "uptime_s": round(time.monotonic() - self.started_at, 1),
         }
 

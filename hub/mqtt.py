@@ -119,14 +119,28 @@ class MqttLink:
             self._task = None
 
     def _new_client(self) -> aiomqtt.Client:
+        link = self
+
+        class DispatchQueue(asyncio.Queue):  # type: ignore[type-arg]
+            """Hands each message to the handlers as paho delivers it: no queue, no task per message."""
+
+            def put_nowait(self, item: aiomqtt.Message) -> None:
+                link._on_message(item)
+
         return aiomqtt.Client(
             self.host, self.port, identifier=self.client_id,
             username=self.username, password=self.password, keepalive=self.keepalive,
             will=aiomqtt.Will(self.will_topic, "offline", qos=1, retain=True),
             # Without TCP_NODELAY a QoS 1 round trip stalls 44-88 ms (Nagle + delayed ACK).
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-            max_inflight_messages=100, timeout=10,
+            max_inflight_messages=100, timeout=10, queue_type=DispatchQueue,
         )
+
+    def _on_message(self, message: aiomqtt.Message) -> None:
+        payload = message.payload
+        if not isinstance(payload, bytes):
+            payload = b"" if payload is None else str(payload).encode()
+        self._dispatch(message.topic.value, payload, bool(message.retain))
 
     async def _run(self) -> None:
         backoff = 0.2
@@ -150,11 +164,8 @@ class MqttLink:
                     log.info("MQTT connected to %s:%s (%d subscriptions)", self.host, self.port, len(filters))
                     if self.on_connect is not None:
                         asyncio.get_running_loop().create_task(self._call_on_connect())
-                    async for message in client.messages:
-                        payload = message.payload
-                        if not isinstance(payload, bytes):
-                            payload = b"" if payload is None else str(payload).encode()
-                        self._dispatch(message.topic.value, payload, bool(message.retain))
+                    async for _ in client.messages:  # never yields (see DispatchQueue); ends on disconnect
+                        pass
             except aiomqtt.MqttError as e:
                 if self._connected.is_set() or self.connects == 0:
                     log.warning("MQTT connection to %s:%s lost or refused: %s; retrying", self.host, self.port, e)
