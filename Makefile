@@ -24,6 +24,9 @@ demo: $(STAMP)
 	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || \
 	  ( $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients ) || \
 	  echo "mosquitto could not be installed: the demo uses the embedded amqtt broker (demo only)"
+	@command -v ffmpeg >/dev/null || \
+	  ( $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg ) || \
+	  echo "ffmpeg could not be installed: the demo library has pictures and documents but no films"
 	-$(SUDO) systemctl disable --now mosquitto >/dev/null 2>&1
 	$(VENV)/bin/hub demo $(DEMO_ARGS)
 
