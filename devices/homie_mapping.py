@@ -14,6 +14,7 @@ from hub.model import Access, Action, Binary, Color, Enum, Expose, Numeric, Text
 HOMIE_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 DATATYPES = ("integer", "float", "boolean", "string", "enum", "color", "datetime", "duration", "json")
 MAX_DESCRIPTION = 256 * 1024
+EMPTY_STRING = "\x00"  # Homie 5: an empty string is sent as one 0x00 byte (an empty payload deletes)
 
 
 @dataclass(frozen=True)
@@ -169,18 +170,24 @@ def decode_value(p: Property, payload: bytes) -> Any:
         return text
     if p.datatype == "color":
         return _color_to_hex(p, text)
-    return text
+    return "" if text == EMPTY_STRING else text
 
 
 def _color_to_hex(p: Property, text: str) -> str:
+    """Homie 5.0.0 colours are `rgb,r,g,b` or `hsv,h,s,v`; a bare `a,b,c` is read in the first format."""
     parts = text.split(",")
+    formats = [f for f in p.format.split(",") if f]
+    fmt = formats[0] if formats else "rgb"
+    if len(parts) == 4:
+        fmt, parts = parts[0], parts[1:]
+        if fmt not in formats:
+            raise ValueError(f"{p.topic_suffix}: colour format {fmt!r} is not one of {p.format}")
     try:
         nums = [float(x) for x in parts]
     except ValueError:
         nums = []
-    if len(nums) != 3:
-        raise ValueError(f"{p.topic_suffix}: {text!r} is not a colour triple")
-    fmt = p.format.split(",")[0]
+    if len(nums) != 3 or not all(math.isfinite(n) for n in nums):
+        raise ValueError(f"{p.topic_suffix}: {text[:40]!r} is not a colour triple")
     if fmt == "rgb":
         if not all(0 <= n <= 255 for n in nums):
             raise ValueError(f"{p.topic_suffix}: {text!r} out of 0-255")
@@ -191,7 +198,7 @@ def _color_to_hex(p: Property, text: str) -> str:
             raise ValueError(f"{p.topic_suffix}: {text!r} out of h 0-360, s/v 0-100")
         r, g, b = (int(round(c * 255)) for c in colorsys.hsv_to_rgb(h / 360, s / 100, v / 100))
     else:
-        raise ValueError(f"{p.topic_suffix}: unsupported colour format {p.format!r}")
+        raise ValueError(f"{p.topic_suffix}: unsupported colour format {fmt!r}")
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
@@ -207,9 +214,10 @@ def encode_value(p: Property, value: Any) -> str:
         r, g, b = (int(value[i:i + 2], 16) for i in (1, 3, 5))
         if p.format.split(",")[0] == "hsv":
             h, s, v = colorsys.rgb_to_hsv(r / 255, g / 255, b / 255)
-            return f"{round(h * 360)},{round(s * 100)},{round(v * 100)}"
-        return f"{r},{g},{b}"
-    return str(value)
+            return f"hsv,{round(h * 360)},{round(s * 100)},{round(v * 100)}"
+        return f"rgb,{r},{g},{b}"
+    text = str(value)
+    return text if text else EMPTY_STRING
 
 
 @dataclass(frozen=True)

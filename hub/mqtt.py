@@ -41,6 +41,7 @@ class MqttLink:
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._stopping = False
         self._subscribed: set[str] = set()  # on the current connection
         self._subscribing = asyncio.Lock()  # one SUBSCRIBE in flight: aiomqtt mis-pairs concurrent SUBACKs
         self.connects = 0
@@ -100,6 +101,7 @@ class MqttLink:
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._run(), name="mqtt-link")
 
     async def stop(self) -> None:
@@ -110,12 +112,13 @@ class MqttLink:
                 await asyncio.wait_for(client.publish(self.will_topic, "offline", qos=1, retain=True), 2)
             except (aiomqtt.MqttError, asyncio.TimeoutError):
                 pass
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            # aiomqtt waits up to its timeout for the broker to acknowledge the disconnect
+            await asyncio.wait({self._task}, timeout=5)
+            if not self._task.done():
+                log.warning("MQTT disconnect did not finish in 5 s; leaving it")
             self._task = None
 
     def _new_client(self) -> aiomqtt.Client:
@@ -167,6 +170,10 @@ class MqttLink:
                     async for _ in client.messages:  # never yields (see DispatchQueue); ends on disconnect
                         pass
             except aiomqtt.MqttError as e:
+                task = asyncio.current_task()
+                if self._stopping or (task is not None and task.cancelling()):
+                    # aiomqtt turns a cancelled disconnect into MqttError: don't reconnect
+                    raise asyncio.CancelledError from e
                 if self._connected.is_set() or self.connects == 0:
                     log.warning("MQTT connection to %s:%s lost or refused: %s; retrying", self.host, self.port, e)
             finally:

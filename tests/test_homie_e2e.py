@@ -72,7 +72,7 @@ async def test_found_by_mdns_controlled_and_confirmed(running: RunningHub, lamp:
         while not lamp.commands.empty():
             k, v = lamp.commands.get_nowait()
             got[k] = v
-        assert got == {"light/on": "true", "light/brightness": "40", "light/color": "255,136,0"}
+        assert got == {"light/on": "true", "light/brightness": "40", "light/color": "rgb,255,136,0"}
 
 
 @pytest.mark.parametrize("body,status,field", [
@@ -150,3 +150,31 @@ async def test_mosquitto_pub_set_reaches_device_and_state_is_canonical(running: 
     out, _ = await asyncio.to_thread(bad.communicate, timeout=15)
     assert json.loads(out) | {"error": ""} == {"status": "error", "code": 422, "field": "brightness",
                                                "rule": "must be <= 100", "error": ""}
+
+
+async def test_address_change_updates_and_goodbye_marks_offline(running: RunningHub) -> None:
+    from tests.conftest import until
+    from zeroconf.asyncio import AsyncServiceInfo
+    import socket
+
+    peer = HomiePeer(running.broker.port, "mover")
+    await peer.start()
+    aiozc = loopback_zeroconf()
+    reg = running.hub.registry
+    try:
+        info = await advertise(aiozc, "mover", room="Kitchen")
+        await until(running.hub, lambda: (d := reg.get("mover")) is not None and d.state.online, 10, "online")
+        assert reg.get("mover").info.address == "127.0.0.1"
+        # the device moves to another address (DHCP): same identity, updated, not duplicated
+        moved = AsyncServiceInfo(info.type, info.name, port=info.port, properties=info.properties,
+                                 addresses=[socket.inet_aton("127.0.0.2")], server="mover-2.local.")
+        await aiozc.async_update_service(moved)
+        await until(running.hub, lambda: reg.get("mover").info.address == "127.0.0.2", 10, "address update")
+        assert list(reg.devices) == ["mover"]
+        # an mDNS goodbye (TTL 0) marks it offline, and keeps it
+        await aiozc.async_unregister_service(moved)
+        await until(running.hub, lambda: not reg.get("mover").state.online, 10, "offline after goodbye")
+        assert reg.get("mover").room == "Kitchen"
+    finally:
+        await peer.stop()
+        await aiozc.async_close()

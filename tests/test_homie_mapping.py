@@ -60,7 +60,8 @@ def props():
 
 @pytest.mark.parametrize("name,raw,value", [
     ("position", b"42", 42), ("on", b"true", True), ("on", b"false", False), ("temp", b"-3.5", -3.5),
-    ("color", b"0,100,100", "#ff0000"), ("cover_state", b"stopped", "stopped"),
+    ("color", b"0,100,100", "#ff0000"), ("color", b"hsv,0,100,100", "#ff0000"),
+    ("cover_state", b"stopped", "stopped"), ("light_state", b"\x00", ""), ("light_state", b"idle", "idle"),
 ])
 def test_decode(name: str, raw: bytes, value) -> None:
     assert decode_value(props()[name], raw) == value
@@ -68,7 +69,8 @@ def test_decode(name: str, raw: bytes, value) -> None:
 
 @pytest.mark.parametrize("name,raw", [
     ("position", b"101"), ("position", b"4.5"), ("on", b"TRUE"), ("on", b"1"), ("temp", b"nan"),
-    ("temp", b"inf"), ("color", b"1,2"), ("color", b"400,0,0"), ("cover_state", b"open"), ("on", b"\xff"),
+    ("temp", b"inf"), ("color", b"1,2"), ("color", b"400,0,0"), ("color", b"rgb,1,2,3"),
+    ("cover_state", b"open"), ("on", b"\xff"),
 ])
 def test_decode_refuses_values_that_break_the_description(name: str, raw: bytes) -> None:
     with pytest.raises(ValueError):
@@ -80,7 +82,8 @@ def test_encode_is_homie() -> None:
     assert encode_value(p["on"], True) == "true"
     assert encode_value(p["position"], 40) == "40"
     assert encode_value(p["temp"], 21.5) == "21.5"
-    assert encode_value(p["color"], "#ff0000") == "0,100,100"
+    assert encode_value(p["color"], "#ff0000") == "hsv,0,100,100"
+    assert encode_value(p["light_state"], "") == "\x00"  # Homie 5: empty string is one 0x00 byte
 
 
 @given(st.binary(max_size=64))

@@ -1,0 +1,631 @@
+"""A Homie 5 device runtime: the pure codec and description, and one MQTT connection per device.
+
+The pure part (`Property`, `Node`, `description()`, `Update`) turns values into Homie 5
+payloads and back, with no I/O. `HomieDevice` is the thin asyncio adapter: it owns one
+aiomqtt connection (last will `$state`=`lost`), publishes `$state`, `$description` and the
+values, routes `/set` commands to a device model (see `firmware_sim.devices`), ticks the model
+with a simulation clock, reconnects with backoff and saves the model's state atomically.
+
+Homie 5 references: homieiot.github.io, convention v5 ("Device lifecycle", "Payload types",
+"Description", "Settable and retained properties", "$target").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import random
+import re
+import socket
+import time
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiomqtt
+
+log = logging.getLogger(__name__)
+
+HOMIE_PREFIX = "homie/5"
+FAULT_PREFIX = "firmware-sim"
+ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?", re.ASCII)
+DATATYPES = ("boolean", "integer", "float", "string", "enum", "color", "datetime", "duration")
+MAX_STRING = 4096
+EMPTY_STRING = "\x00"  # Homie 5 "Empty string values"
+_INT_RE = re.compile(r"-?[0-9]+", re.ASCII)  # Homie 5 "Integer" (always fullmatch)
+# Homie 5 "Float": digits, one optional ".", "-" and "e"/"E"; no "+" anywhere
+_FLOAT_RE = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]-?[0-9]+)?", re.ASCII)
+_INT64 = (-(2 ** 63), 2 ** 63 - 1)
+
+
+class InvalidValue(ValueError):
+    """A payload or value that the property's datatype and format do not allow."""
+
+
+def valid_id(value: str) -> bool:
+    """Homie 5 IDs: lowercase a-z, 0-9 and hyphens, not starting or ending with a hyphen."""
+    return bool(ID_RE.fullmatch(value))
+
+
+def _parse_range(fmt: str | None) -> tuple[float | None, float | None, float | None]:
+    """`min:max[:step]` with either bound optional (Homie 5, "Payload types: integer/float")."""
+    if not fmt:
+        return None, None, None
+    parts = fmt.split(":")
+    if len(parts) not in (2, 3):
+        raise ValueError(f"bad number format {fmt!r}")
+    lo = float(parts[0]) if parts[0] else None
+    hi = float(parts[1]) if parts[1] else None
+    step = float(parts[2]) if len(parts) == 3 and parts[2] else None
+    return lo, hi, step
+
+
+def _encode_float(value: float) -> str:
+    """Shortest decimal with a `.`; floats never use a comma (Homie 5, "float")."""
+    text = repr(float(round(value, 6)))
+    return text if "e" not in text else f"{value:.6f}"
+
+
+@dataclass(frozen=True)
+class Property:
+    """One Homie 5 property: its declaration and the rules for its values."""
+
+    id: str
+    name: str
+    datatype: str
+    format: str | None = None
+    settable: bool = False
+    retained: bool = True
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        if not valid_id(self.id):
+            raise ValueError(f"bad property id {self.id!r}")
+        if self.datatype not in DATATYPES:
+            raise ValueError(f"bad datatype {self.datatype!r}")
+        if self.datatype == "enum" and not self.format:
+            raise ValueError(f"enum property {self.id} needs a format")
+        if self.datatype == "color" and self.format not in ("rgb", "hsv"):
+            raise ValueError(f"color property {self.id} needs format rgb or hsv")
+        if self.datatype in ("integer", "float"):
+            _parse_range(self.format)
+
+    @property
+    def enum_values(self) -> tuple[str, ...]:
+        return tuple(self.format.split(",")) if self.datatype == "enum" and self.format else ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The property object of `$description` (Homie 5, "Description")."""
+        out: dict[str, Any] = {"name": self.name, "datatype": self.datatype}
+        if self.format is not None:
+            out["format"] = self.format
+        out["settable"] = self.settable
+        out["retained"] = self.retained
+        if self.unit is not None:
+            out["unit"] = self.unit
+        return out
+
+    def _number(self, value: float) -> float:
+        lo, hi, step = _parse_range(self.format)
+        if not math.isfinite(value):
+            raise InvalidValue(f"{self.id}: {value} is not a finite number")
+        if step:
+            # Homie 5 "Formats": base is min, else max; round half up with floor(x + 0.5)
+            base = lo if lo is not None else hi if hi is not None else 0.0
+            value = base + math.floor((value - base) / step + 0.5) * step
+        if (lo is not None and value < lo - 1e-9) or (hi is not None and value > hi + 1e-9):
+            raise InvalidValue(f"{self.id}: {value} outside {self.format}")
+        return value
+
+    def coerce(self, value: Any) -> Any:
+        """Check a Python value (from a model, a saved file or params); return it normalised."""
+        dt = self.datatype
+        if dt == "boolean":
+            if not isinstance(value, bool):
+                raise InvalidValue(f"{self.id}: {value!r} is not a boolean")
+            return value
+        if dt == "integer":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+                raise InvalidValue(f"{self.id}: {value!r} is not an integer")
+            return int(round(self._number(float(value))))
+        if dt == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidValue(f"{self.id}: {value!r} is not a number")
+            return float(self._number(float(value)))
+        if dt == "enum":
+            if value not in self.enum_values:
+                raise InvalidValue(f"{self.id}: {value!r} not one of {self.format}")
+            return value
+        if dt == "color":
+            if not isinstance(value, (list, tuple)) or len(value) != 3:
+                raise InvalidValue(f"{self.id}: {value!r} is not a 3-component colour")
+            limits = (255, 255, 255) if self.format == "rgb" else (360, 100, 100)
+            out = []
+            for component, limit in zip(value, limits):
+                if isinstance(component, bool) or not isinstance(component, int) or not 0 <= component <= limit:
+                    raise InvalidValue(f"{self.id}: {value!r} out of range for {self.format}")
+                out.append(component)
+            return tuple(out)
+        if not isinstance(value, str) or len(value) > MAX_STRING:
+            raise InvalidValue(f"{self.id}: {value!r} is not a string of at most {MAX_STRING} chars")
+        return value
+
+    def encode(self, value: Any) -> str:
+        """The Homie 5 payload for a (valid) value: `true`, `42`, `21.5`, `heat`, `255,0,0`.
+
+        An empty string goes out as a single 0x00 byte (Homie 5, "Empty string values"): an
+        empty MQTT payload would delete the retained topic instead.
+        """
+        value = self.coerce(value)
+        if self.datatype == "boolean":
+            return "true" if value else "false"
+        if self.datatype == "integer":
+            return str(value)
+        if self.datatype == "float":
+            return _encode_float(value)
+        if self.datatype == "color":
+            return ",".join([self.format, *(str(c) for c in value)])  # Homie 5.0.0: "rgb,255,136,0"
+        return value if value != "" else EMPTY_STRING
+
+    def decode(self, payload: bytes | bytearray | str) -> Any:
+        """Parse a payload (e.g. from `/set`); raise InvalidValue on anything the format forbids."""
+        if isinstance(payload, (bytes, bytearray)):
+            try:
+                text = bytes(payload).decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidValue(f"{self.id}: payload is not UTF-8") from None
+        else:
+            text = payload
+        dt = self.datatype
+        if dt == "boolean":
+            if text not in ("true", "false"):
+                raise InvalidValue(f"{self.id}: {text[:40]!r} is not true/false")
+            return text == "true"
+        if dt == "integer":
+            if not _INT_RE.fullmatch(text) or len(text) > 20 or not _INT64[0] <= int(text) <= _INT64[1]:
+                raise InvalidValue(f"{self.id}: {text[:40]!r} is not a 64-bit integer")
+            return self.coerce(int(text))
+        if dt == "float":
+            if not _FLOAT_RE.fullmatch(text) or len(text) > 1000:
+                raise InvalidValue(f"{self.id}: {text[:40]!r} is not a float")
+            return self.coerce(float(text))
+        if dt == "color":
+            return self._decode_color(text)
+        if dt == "string":
+            if text == "":
+                raise InvalidValue(f"{self.id}: empty payload (Homie 5 sends an empty string as 0x00)")
+            if text == EMPTY_STRING:
+                return ""
+        return self.coerce(text)
+
+    def _decode_color(self, text: str) -> tuple[int, ...]:
+        """The v5.0.0 spec's `rgb,r,g,b` (float parts allowed); also the older bare `r,g,b`."""
+        parts = text.split(",")
+        if len(parts) == 4 and parts[0] == self.format:
+            parts = parts[1:]
+            numbers = [float(p) if _FLOAT_RE.fullmatch(p) and len(p) <= 64 else None for p in parts]
+        else:
+            numbers = [float(p) if _INT_RE.fullmatch(p) and len(p) <= 4 else None for p in parts]
+        if len(numbers) != 3 or any(n is None for n in numbers):
+            raise InvalidValue(f"{self.id}: {text[:40]!r} is not {self.format} as a,b,c")
+        return self.coerce(tuple(math.floor(n + 0.5) for n in numbers))  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class Node:
+    """A Homie 5 node: a named group of properties."""
+
+    id: str
+    name: str
+    type: str
+    properties: tuple[Property, ...]
+
+    def prop(self, prop_id: str) -> Property | None:
+        return next((p for p in self.properties if p.id == prop_id), None)
+
+
+@dataclass(frozen=True)
+class Update:
+    """A value to publish: on the property topic, or on its `$target` (Homie 5, "$target")."""
+
+    node: str
+    prop: str
+    value: Any
+    target: bool = False
+
+
+def description(name: str, kind: str, nodes: Iterable[Node]) -> dict[str, Any]:
+    """The `$description` document; `version` is a checksum so it changes with the content."""
+    doc: dict[str, Any] = {
+        "homie": "5.0",
+        "name": name,
+        "type": kind,
+        "nodes": {
+            n.id: {"name": n.name, "type": n.type, "properties": {p.id: p.to_json() for p in n.properties}}
+            for n in nodes
+        },
+    }
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return {"homie": "5.0", "version": zlib.crc32(canonical), **{k: v for k, v in doc.items() if k != "homie"}}
+
+
+def topic(device_id: str, *parts: str) -> str:
+    return "/".join((HOMIE_PREFIX, device_id, *parts))
+
+
+class Model(Protocol):
+    """What the runtime needs from a device model (implemented in firmware_sim.devices)."""
+
+    kind: str
+
+    def nodes(self) -> tuple[Node, ...]: ...
+    def begin(self, now: float) -> list[Update]: ...
+    def snapshot(self) -> list[Update]: ...
+    def command(self, node: str, prop: str, value: Any, now: float) -> list[Update]: ...
+    def tick(self, now: float) -> list[Update]: ...
+    def next_tick(self, now: float) -> float | None: ...
+    def fault(self, data: Mapping[str, Any], now: float) -> list[Update]: ...
+    def saved(self) -> dict[str, Any]: ...
+    def restore(self, data: Mapping[str, Any]) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Time, backoff and persistence: small, pure or nearly so.
+
+
+class SimClock:
+    """Simulation time in seconds: wall time at start, then real elapsed time times `speed`."""
+
+    def __init__(self, speed: float = 1.0, monotonic: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.speed = speed
+        self._monotonic = monotonic
+        self._origin_real = monotonic()
+        self._origin_sim = wall()
+
+    def now(self) -> float:
+        return self._origin_sim + (self._monotonic() - self._origin_real) * self.speed
+
+    def real_seconds(self, sim_seconds: float) -> float:
+        return sim_seconds / self.speed
+
+
+class Backoff:
+    """Exponential reconnect delay with jitter, capped; reset after a good connection."""
+
+    def __init__(self, base: float = 0.5, cap: float = 15.0, rng: random.Random | None = None) -> None:
+        self.base = base
+        self.cap = cap
+        self.rng = rng or random.Random()
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.base * (2 ** self.attempt))
+        self.attempt = min(self.attempt + 1, 30)
+        return delay * self.rng.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class StateStore:
+    """One JSON file per device under `directory`, replaced atomically (temp, fsync, rename)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def path(self, device_id: str) -> Path:
+        return self.directory / f"{device_id}.json"
+
+    def load(self, device_id: str) -> dict[str, Any]:
+        """The saved state, or {} when absent; an unreadable file is set aside as `.bad`."""
+        path = self.path(device_id)
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            return data
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("state of %s unreadable (%s); starting from defaults", device_id, exc)
+            try:
+                os.replace(path, path.with_suffix(".json.bad"))
+            except OSError:
+                pass
+            return {}
+
+    def save(self, device_id: str, data: Mapping[str, Any]) -> None:
+        """Blocking: run it in a thread. Readers see the old file or the new one, never half."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.path(device_id)
+        tmp = path.with_suffix(f".json.tmp{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "firmware-sim"
+
+
+# ---------------------------------------------------------------------------------------------
+# The asyncio adapter.
+
+
+@dataclass
+class DeviceConfig:
+    """Identity and connection settings of one simulated device."""
+
+    device_id: str
+    name: str
+    room: str = ""
+    host: str = "127.0.0.1"
+    port: int = 1883
+    keepalive: int = 10
+    save_interval: float = 30.0
+
+
+class HomieDevice:
+    """One Homie 5 device on its own MQTT connection; `start()`/`stop()` own the connection."""
+
+    MIN_TICK = 0.05
+    MAX_TICK = 30.0
+
+    def __init__(self, config: DeviceConfig, model: Model, clock: SimClock,
+                 store: StateStore | None = None,
+                 on_command: Callable[[str, str, Any], None] | None = None,
+                 rng: random.Random | None = None) -> None:
+        if not valid_id(config.device_id):
+            raise ValueError(f"bad Homie device id {config.device_id!r}")
+        self.config = config
+        self.model = model
+        self.clock = clock
+        self.store = store
+        self.on_command = on_command
+        self.rng = rng or random.Random()
+        self.ready = asyncio.Event()
+        self.description = description(config.name, model.kind, model.nodes())
+        self._nodes = {n.id: n for n in model.nodes()}
+        self._client: aiomqtt.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._last_saved: dict[str, Any] | None = None
+        self._last_save_at = 0.0
+        self._save_lock = asyncio.Lock()
+        self._logged_bad: set[str] = set()
+
+    @property
+    def device_id(self) -> str:
+        return self.config.device_id
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self.ready.is_set()
+
+    async def start(self) -> None:
+        """Restore saved state, then connect in the background (and keep reconnecting)."""
+        if self.store is not None:
+            data = await asyncio.to_thread(self.store.load, self.device_id)
+            if data:
+                self.model.restore(data)
+                log.info("%s: restored state %s", self.device_id, data)
+        self._last_saved = self.model.saved()
+        self.model.begin(self.clock.now())
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name=f"homie-{self.device_id}")
+
+    async def stop(self) -> None:
+        """Publish `$state` = disconnected, disconnect cleanly (no will), save state."""
+        self._stopping.set()
+        client = self._client
+        if client is not None and self.ready.is_set():
+            try:
+                await asyncio.wait_for(
+                    client.publish(topic(self.device_id, "$state"), "disconnected", qos=1, retain=True), 3)
+            except (aiomqtt.MqttError, asyncio.TimeoutError) as exc:
+                log.debug("%s: could not publish disconnected: %s", self.device_id, exc)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self.ready.clear()
+        await self._save(force=True)
+
+    async def push(self, updates: Iterable[Update]) -> None:
+        """Publish updates made outside a tick or command (e.g. by the media player's fetcher)."""
+        client = self._client
+        if client is None:
+            return  # the values live in the model; a reconnect republishes them
+        try:
+            await self._publish_updates(client, list(updates))
+        except aiomqtt.MqttError as exc:
+            log.debug("%s: push failed: %s", self.device_id, exc)
+
+    def wake(self) -> None:
+        """Ask the tick loop to run now (after the model changed outside the runtime)."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        backoff = Backoff(rng=self.rng)
+        while not self._stopping.is_set():
+            try:
+                await self._session(backoff)
+            except* aiomqtt.MqttError as group:
+                log.warning("%s: MQTT connection to %s:%s failed: %s", self.device_id,
+                            self.config.host, self.config.port, group.exceptions[0])
+            except* Exception:  # a bug must not kill the device for good: log, back off, retry
+                log.exception("%s: device session crashed", self.device_id)
+            finally:
+                self._client = None
+                self.ready.clear()
+            delay = backoff.next_delay()
+            try:
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _session(self, backoff: Backoff) -> None:
+        will = aiomqtt.Will(topic(self.device_id, "$state"), "lost", qos=1, retain=True)
+        async with aiomqtt.Client(
+            self.config.host, self.config.port, identifier=f"firmware-sim-{self.device_id}",
+            will=will, keepalive=self.config.keepalive, clean_session=True, timeout=10,
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        ) as client:
+            await self._announce(client)
+            self._client = client
+            backoff.reset()
+            self.ready.set()
+            log.debug("%s: ready on %s:%s", self.device_id, self.config.host, self.config.port)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._messages(client))
+                tg.create_task(self._ticker(client))
+
+    async def _announce(self, client: aiomqtt.Client) -> None:
+        """Homie 5 lifecycle: `init`, subscribe, description, values, then `ready`."""
+        dev = self.device_id
+        await client.publish(topic(dev, "$state"), "init", qos=1, retain=True)
+        await client.subscribe(topic(dev, "+", "+", "set"), qos=1)
+        await client.subscribe(f"{FAULT_PREFIX}/{dev}/fault", qos=1)
+        await client.publish(topic(dev, "$description"), json.dumps(self.description), qos=1, retain=True)
+        await self._publish_updates(client, self.model.tick(self.clock.now()) + self.model.snapshot())
+        await client.publish(topic(dev, "$state"), "ready", qos=1, retain=True)
+
+    async def _publish_updates(self, client: aiomqtt.Client, updates: list[Update],
+                               command: tuple[str, str, bytes] | None = None) -> None:
+        """Values retained QoS 1; non-retained ones QoS 0 (Homie 5, "QoS and retained messages").
+
+        A `$target` set by a command repeats the command's payload byte for byte (Homie 5,
+        "Target attribute"), so the controller can match it to what it sent.
+        """
+        for u in updates:
+            prop = self._nodes[u.node].prop(u.prop) if u.node in self._nodes else None
+            if prop is None:
+                log.error("%s: model produced unknown property %s/%s", self.device_id, u.node, u.prop)
+                continue
+            if u.target:
+                echo = command is not None and command[:2] == (u.node, u.prop)
+                payload: str | bytes = command[2] if echo else prop.encode(u.value)  # type: ignore[index]
+                await client.publish(topic(self.device_id, u.node, u.prop, "$target"), payload, qos=1, retain=True)
+            elif prop.retained:
+                await client.publish(topic(self.device_id, u.node, u.prop), prop.encode(u.value), qos=1, retain=True)
+            else:
+                await client.publish(topic(self.device_id, u.node, u.prop), prop.encode(u.value), qos=0, retain=False)
+
+    async def _messages(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            try:
+                await self._handle(client, message.topic.value, message.payload)
+            except aiomqtt.MqttError:
+                raise
+            except Exception:  # a bad message must never stop the device
+                log.exception("%s: error handling %s", self.device_id, message.topic.value)
+
+    def _log_once(self, key: str, msg: str, *args: Any) -> None:
+        level = logging.WARNING if key not in self._logged_bad else logging.DEBUG
+        if len(self._logged_bad) < 1000:
+            self._logged_bad.add(key)
+        log.log(level, msg, *args)
+
+    async def _handle(self, client: aiomqtt.Client, name: str, payload: Any) -> None:
+        if not isinstance(payload, (bytes, bytearray)):
+            payload = b"" if payload is None else str(payload).encode()
+        if name.startswith(f"{FAULT_PREFIX}/"):
+            await self._handle_fault(client, payload)
+            return
+        parts = name.split("/")
+        if len(parts) != 6 or parts[5] != "set":
+            return
+        node_id, prop_id = parts[3], parts[4]
+        node = self._nodes.get(node_id)
+        prop = node.prop(prop_id) if node else None
+        if prop is None or not prop.settable:
+            self._log_once(f"unknown:{node_id}/{prop_id}", "%s: ignored /set on %s/%s (not settable)",
+                           self.device_id, node_id, prop_id)
+            return
+        try:
+            value = prop.decode(payload)
+        except InvalidValue as exc:
+            self._log_once(f"bad:{node_id}/{prop_id}", "%s: ignored invalid /set: %s", self.device_id, exc)
+            return
+        try:
+            updates = self.model.command(node_id, prop_id, value, self.clock.now())
+        except InvalidValue as exc:
+            self._log_once(f"bad:{node_id}/{prop_id}", "%s: refused /set: %s", self.device_id, exc)
+            return
+        log.debug("%s: %s/%s <- %r", self.device_id, node_id, prop_id, value)
+        if self.model.saved() != self._last_saved:
+            # persist before confirming: a device killed right after its echo keeps the value
+            await self._save()
+        await self._publish_updates(client, updates, command=(node_id, prop_id, bytes(payload)))
+        if self.on_command is not None:
+            self.on_command(node_id, prop_id, value)
+        self._wake.set()
+
+    async def _handle_fault(self, client: aiomqtt.Client, payload: bytes) -> None:
+        """Test hooks on `firmware-sim/<id>/fault` (not Homie): {"garbage": suffix, "payload": ..}."""
+        try:
+            data = json.loads(payload)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            self._log_once("fault", "%s: ignored bad fault message: %s", self.device_id, exc)
+            return
+        log.info("%s: fault injected: %s", self.device_id, data)
+        if "garbage" in data:
+            suffix = str(data["garbage"]).strip("/")
+            raw = data.get("payload", "")
+            body = raw.encode() if isinstance(raw, str) else json.dumps(raw).encode()
+            if not suffix or "+" in suffix or "#" in suffix:
+                self._log_once("fault", "%s: garbage needs a topic suffix without wildcards", self.device_id)
+            else:
+                await client.publish(topic(self.device_id, suffix), body, qos=1,
+                                     retain=bool(data.get("retain", False)))
+        await self._publish_updates(client, self.model.fault(data, self.clock.now()))
+        self._wake.set()
+
+    async def _ticker(self, client: aiomqtt.Client) -> None:
+        while True:
+            self._wake.clear()  # a command arriving from here on wakes the wait below at once
+            now = self.clock.now()
+            await self._publish_updates(client, self.model.tick(now))
+            if time.monotonic() - self._last_save_at > self.config.save_interval:
+                await self._save()
+            wait_sim = self.model.next_tick(self.clock.now())
+            wait = self.MAX_TICK if wait_sim is None else self.clock.real_seconds(wait_sim)
+            wait = min(self.MAX_TICK, max(self.MIN_TICK, wait))
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _save(self, force: bool = False) -> None:
+        if self.store is None:
+            return
+        async with self._save_lock:
+            data = self.model.saved()
+            self._last_save_at = time.monotonic()
+            if data == self._last_saved and not force:
+                return
+            self._last_saved = data
+            try:
+                await asyncio.to_thread(self.store.save, self.device_id, data)
+            except OSError as exc:
+                log.error("%s: could not save state: %s", self.device_id, exc)
