@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import subprocess
@@ -59,10 +58,11 @@ class HubProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    async def start(self) -> float:
+    async def start(self, config: Path | None = None) -> float:
         """Start `hub run`; returns seconds until /api/health answered 200."""
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "run", "--data", str(self.data)],
+        extra = ["--config", str(config)] if config else []
+        self.proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "run", "--data", str(self.data), *extra],
                                      env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.data / "log", "wb"))
         async with aiohttp.ClientSession() as s:
             for _ in range(2000):  # bounded: at most ~20 s
@@ -235,7 +235,8 @@ async def main() -> None:
                  "--broker", broker.url, "--state-dir", str(tmp / "sim")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             await wait_devices(hub.url, hub.token, {"bench-light"}, 20)
-            print(f"broker: {broker.kind}; python {sys.version.split()[0]}; {os.cpu_count()} cores")
+            print(f"broker: {broker.kind}; python {sys.version.split()[0]}; {os.cpu_count()} cores; "
+                  f"first hub start -> health 200 in {startup * 1000:.0f} ms")
             await bench_roundtrip(hub, broker, args.commands)
             await bench_discovery(hub, broker)
             hub.stop()

@@ -81,6 +81,7 @@ class _Projector:
     host: str = ""
     port: int = 4352
     label: str = ""  # mDNS instance name until NAME answers
+    room: str = ""  # from a `room` TXT key, when the projector or its player advertises one
     name: str = ""  # PJLink NAME
     manufacturer: str = ""
     model: str = ""
@@ -169,6 +170,7 @@ class PJLinkDriver(Driver):
     async def seen(self, device_id: str, seen: Discovered) -> None:
         if seen.service_type == HOMIE_SERVICE:
             self._attach_player(device_id, seen)
+            self._room_from(device_id, seen)
             return
         mac = pj.normalize_mac(seen.txt.get("mac", ""))
         try:
@@ -177,6 +179,14 @@ class PJLinkDriver(Driver):
             pj_class = 1
         label = seen.name.split("." + PJLINK_SERVICE)[0] if seen.name else ""
         self._attach(device_id, mac, seen.address, seen.port or self.options.port, label, pj_class)
+        self._room_from(device_id, seen)
+
+    def _room_from(self, device_id: str, seen: Discovered) -> None:
+        p = self._projectors.get(device_id)
+        room = seen.txt.get("room", "")[:80]
+        if p is not None and room and room != p.room:
+            p.room = room
+            self._announce(p)
 
     async def gone(self, device_id: str) -> None:
         """mDNS goodbye: PJLink itself decides availability, so just check now."""
@@ -257,7 +267,7 @@ class PJLinkDriver(Driver):
         name = p.name or p.label or f"Projector {p.mac[-6:]}"
         info = DeviceInfo(
             id=p.id, name=name, driver=self.name, exposes=self._exposes(p), model=p.model,
-            manufacturer=p.manufacturer, address=p.host,
+            manufacturer=p.manufacturer, address=p.host, room=p.room,
         )
         if info != p.announced:
             p.announced = info

@@ -69,7 +69,7 @@ class ProjectorSim:
                  udp_host: str | None = None, udp_port: int = 4352, notify_port: int = 4352,
                  password: str | None = None, idle_timeout: float = 30.0,
                  busy_grace: float = 1.0, state_dir: Path | None = None,
-                 mdns_interface: str | None = None, broker: str | None = None,
+                 mdns_interface: str | None = None, broker: str | None = None, room: str = "",
                  find_broker: bool = False, broker_timeout: float = 30.0,
                  save_interval: float = 60.0, player_speed: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -91,6 +91,8 @@ class ProjectorSim:
         self.player_speed = player_speed
         self.clock = clock
         self.controller: str | None = None  # IP of the controller that last spoke to us
+        self.connections_accepted = 0  # TCP sessions opened by controllers (for benchmarks)
+        self.room = room  # advertised in TXT (not PJLink: real units don't know their room)
         self._model: ProjectorModel | None = None
         self._store: StateStore | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -208,6 +210,7 @@ class ProjectorSim:
     # -- TCP --------------------------------------------------------------------------------
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections_accepted += 1
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
@@ -329,9 +332,12 @@ class ProjectorSim:
 
     def txt_record(self) -> dict[str, str]:
         """TXT of the `_pjlink._tcp` record; txtvers first (RFC 6763 §6.7)."""
-        return {"txtvers": "1", "class": "2", "mac": self.config.mac,
-                "serial": self.config.serial, "model": self.config.product,
-                "auth": "1" if self.password else "0"}
+        txt = {"txtvers": "1", "class": "2", "mac": self.config.mac,
+               "serial": self.config.serial, "model": self.config.product,
+               "auth": "1" if self.password else "0"}
+        if self.room:
+            txt["room"] = self.room
+        return txt
 
     # -- the media player (Homie 5) -----------------------------------------------------------
 
@@ -349,7 +355,7 @@ class ProjectorSim:
         """The projector's Homie 5 media player, with the projector's MAC so the hub merges them."""
         player = MediaPlayer(
             f"projector-{self.config.mac.replace(':', '')}-player",
-            f"{self.config.name} media player", mac=self.config.mac, broker=broker,
+            f"{self.config.name} media player", mac=self.config.mac, broker=broker, room=self.room,
             speed=self.player_speed, state_dir=self.state_dir, aiozc=self._zeroconf,
             interface=self.mdns_interface or "127.0.0.1")
         self.player = player  # before start(): a cancelled start is still stopped
@@ -405,6 +411,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="controller's UDP port for status notifications (default 4352)")
     parser.add_argument("--password", default=None, help="PJLink password (default: none)")
     parser.add_argument("--name", default=d.name, help=f"projector name (default {d.name!r})")
+    parser.add_argument("--room", default="Living room", help="room advertised in mDNS TXT (default 'Living room')")
     parser.add_argument("--mac", default="", help="MAC address (default: derived from --name)")
     parser.add_argument("--serial", default="", help="serial number (default: from --name)")
     parser.add_argument("--warmup", type=float, default=d.warmup, help="warm-up seconds")
@@ -459,7 +466,7 @@ def sim_from_args(args: argparse.Namespace) -> ProjectorSim:
         notify_port=args.notify_port, password=args.password, idle_timeout=args.idle_timeout,
         state_dir=args.state_dir or default_state_dir(),
         mdns_interface=None if args.no_mdns else args.interface,
-        broker=args.broker, find_broker=not args.no_mdns)
+        broker=args.broker, find_broker=not args.no_mdns, room=args.room)
 
 
 async def run(args: argparse.Namespace) -> int:

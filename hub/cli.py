@@ -76,16 +76,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def _media_cli():
-    try:
-        from .media import cli as media_cli
-    except ImportError as e:  # pragma: no cover - only while media sync is not installed
-        print(f"hub: media sync is not available: {e}", file=sys.stderr)
-        raise SystemExit(2) from e
+    from .media import cli as media_cli
+
     return media_cli
 
 
 def cmd_cloud_link(args: argparse.Namespace) -> int:
-    return _media_cli().cloud_link(_data_dir(args), args.cloud)
+    return asyncio.run(_media_cli().cloud_link(_data_dir(args), args.cloud))
 
 
 def cmd_cloud_unlink(args: argparse.Namespace) -> int:
@@ -93,7 +90,7 @@ def cmd_cloud_unlink(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    return _media_cli().sync(_data_dir(args), once=args.once)
+    return asyncio.run(_media_cli().sync(_data_dir(args), once=args.once, bandwidth=args.bwlimit))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sync", help="sync media from the linked cloud")
     p.add_argument("--once", action="store_true", help="sync once and exit")
+    p.add_argument("--bwlimit", type=int, default=None, metavar="BYTES_PER_S", help="bandwidth limit")
     _data_arg(p)
     p.set_defaults(func=cmd_sync)
     return parser

@@ -10,8 +10,12 @@ import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import aiohttp
+from rich.console import Console
+
 from .broker import Broker, free_port, wait_for_port
 from .config import HubConfig, default_data_dir
+from .media.cli import cloud_link, cloud_unlink
 from .service import running_hub, wait_for_signal
 from .tokens import create_token
 
@@ -74,6 +78,8 @@ async def run_demo(args: argparse.Namespace) -> int:
             drivers={"pjlink": {"udp_host": "127.0.0.1", "notify_port": notify_port}},
         )
         token = await asyncio.to_thread(_demo_token, data)
+        # each demo run starts its own cloud on a new port: forget the last run's link first
+        cloud_unlink(data, console=Console(quiet=True))
         hub, url = await stack.enter_async_context(running_hub(config))
         await hub.mqtt.wait_connected(10)
 
@@ -87,12 +93,21 @@ async def run_demo(args: argparse.Namespace) -> int:
                                 "--state-dir", str(data / "sim-state"),
                                 "--speed", speed], logs),
             Child("cloud", ["cloud", "--library", str(data / "cloud-library"), "--port", str(cloud_port),
-                            "--auto-approve", "--seed-demo"], logs),
+                            "--auto-approve", "--seed-demo", "--interval", "1"], logs),
         ]
         for child in children:
             await child.start()
             stack.push_async_callback(child.stop)
-        await asyncio.to_thread(wait_for_port, "127.0.0.1", cloud_port, 20)
+        await asyncio.to_thread(wait_for_port, "127.0.0.1", cloud_port, 30)
+        cloud_url = f"http://127.0.0.1:{cloud_port}"
+        # link like a household would (device code; the simulated phone approves at once), then sync
+        if await cloud_link(data, cloud_url, console=Console(quiet=True)) == 0:
+            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
+                async with s.post(f"{url}/api/media/sync") as r:
+                    if r.status >= 300:
+                        log.warning("starting the media sync failed: %s", await r.text())
+        else:
+            log.warning("could not link the demo cloud; see %s", logs / "cloud.log")
 
         print(f"""
   hub demo is running  ({broker.kind} on {broker.url})
@@ -100,7 +115,8 @@ async def run_demo(args: argparse.Namespace) -> int:
     open    {url}/#token={token}
     API     curl -H 'Authorization: Bearer {token}' {url}/api/devices
     MQTT    mosquitto_sub -p {broker.port} -t 'hub/#' -v
-    cloud   http://127.0.0.1:{cloud_port}   logs in {logs}
+    cloud   {cloud_url} (linked; films, photos and documents sync into {data / "media"})
+    logs    {logs}
 
   Ctrl-C stops everything.
 """, flush=True)

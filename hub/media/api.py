@@ -6,6 +6,7 @@ HMAC-SHA256 over "<id>:<exp>", 403 when bad or expired; Range is served per RFC 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +27,15 @@ class MediaQuery(BaseModel):
     q: str | None = Field(default=None, max_length=200)
     limit: int = Field(default=50, ge=1, le=500)
     offset: int = Field(default=0, ge=0)
+
+
+class _FileResponse(web.FileResponse):
+    """A FileResponse that may be prepared early (with an edited request) and returned."""
+
+    async def prepare(self, request: web.BaseRequest):  # type: ignore[override]
+        if self.prepared:
+            return self._payload_writer
+        return await super().prepare(request)
 
 
 def _invalid(exc: ValidationError) -> web.Response:
@@ -92,9 +102,17 @@ async def media_file(request: web.Request) -> web.StreamResponse:
     headers = {"X-Content-SHA256": row["sha256"], "Cache-Control": "private, max-age=3600"}
     if row.get("duration_ms") is not None:
         headers["X-Media-Duration-Ms"] = str(row["duration_ms"])
-    resp = web.FileResponse(path, headers=headers)
+    resp = _FileResponse(path, headers=headers)
     if row.get("media_type"):
         resp.content_type = row["media_type"]
+    if_range = request.headers.get("If-Range", "")
+    if request.headers.get("Range") and if_range.startswith(('"', "W/")):
+        # aiohttp evaluates If-Range only as a date; an entity tag is ours to check (RFC 9110
+        # §13.1.5): strong comparison with the tag FileResponse sends, else the whole file.
+        st = await asyncio.to_thread(path.stat)
+        if if_range != f'"{st.st_mtime_ns:x}-{st.st_size:x}"':
+            plain = request.clone(headers={k: v for k, v in request.headers.items() if k.lower() not in ("range", "if-range")})
+            await resp.prepare(plain)
     return resp
 
 

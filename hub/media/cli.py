@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,23 +16,17 @@ import aiohttp
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
+from ..config import default_data_dir
 from ..store import Store
 from .auth import CloudAuthError, DeviceCode, TokenFile, TokenSource, link
-from .client import CloudClient
-from .clock import SystemClock
+from .client import CloudClient, CloudError, RetryLater
+from .clock import Clock, SystemClock
 from .library import manifest
 from .sync import SyncEngine, SyncPolicy
 from .trash import DeletePolicy
 
 
-def default_data_dir() -> Path:
-    env = os.environ.get("HUB_DATA")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "hub"
-
-
-async def cloud_link(data_dir: Path, cloud_url: str, console: Console | None = None) -> int:
+async def cloud_link(data_dir: Path, cloud_url: str, console: Console | None = None, clock: Clock | None = None) -> int:
     """Link this hub to a cloud account with the device code flow; 0 on success."""
     console = console or Console()
 
@@ -45,7 +38,7 @@ async def cloud_link(data_dir: Path, cloud_url: str, console: Console | None = N
 
     async with aiohttp.ClientSession() as session:
         try:
-            await link(session, cloud_url, TokenFile(data_dir), show)
+            await link(session, cloud_url, TokenFile(data_dir), show, clock=clock)
         except CloudAuthError as exc:
             console.print(f"[red]Not linked:[/] {exc}")
             return 1
@@ -94,7 +87,7 @@ async def sync(
     task = bar.add_task("listing", total=None, files="")
 
     def on_progress(p: dict[str, Any]) -> None:
-        current = p["current"][0].rsplit("/", 1)[-1] if p["current"] else p["phase"]
+        current = p["current"][0].rsplit("/", 1)[-1] if p["current"] else {"idle": "done"}.get(p["phase"], p["phase"])
         bar.update(
             task, total=p["bytes_total"] or None, completed=p["bytes_done"], description=current[:30],
             files=f"{p['files_done']}/{p['files_total']} files",
@@ -123,6 +116,9 @@ async def sync(
     except CloudAuthError as exc:
         console.print(f"[red]Cloud refused the hub:[/] {exc}")
         return 2
+    except (aiohttp.ClientError, asyncio.TimeoutError, CloudError, RetryLater) as exc:
+        console.print(f"[red]Sync failed:[/] {exc or type(exc).__name__} (run again to resume)")
+        return 1
     finally:
         await store.stop()
 

@@ -139,6 +139,7 @@ class Plan:
     deletions: list[dict[str, Any]]  # media rows the cloud no longer has
     library_size: int
     listing_complete: bool
+    updated: int = 0  # rows whose metadata changed without new bytes
 
 
 def plan(db: sqlite_utils.Database) -> Plan:
@@ -148,7 +149,7 @@ def plan(db: sqlite_utils.Database) -> Plan:
     c.execute("BEGIN IMMEDIATE")
     try:
         # same bytes, new rev or media info: just update the row
-        c.execute(
+        updated = c.execute(
             """UPDATE media SET (rev, media_type, kind, width, height, duration_ms, server_modified) =
                  (SELECT r.rev, r.media_type, r.kind, r.width, r.height, r.duration_ms, r.server_modified
                   FROM media_remote r WHERE r.cloud_id = media.cloud_id)
@@ -157,7 +158,7 @@ def plan(db: sqlite_utils.Database) -> Plan:
                  AND (r.rev IS NOT media.rev OR r.kind IS NOT media.kind OR r.width IS NOT media.width
                       OR r.height IS NOT media.height OR r.duration_ms IS NOT media.duration_ms
                       OR r.media_type IS NOT media.media_type OR r.server_modified IS NOT media.server_modified))"""
-        )
+        ).rowcount
         c.execute("COMMIT")
     except BaseException:
         c.execute("ROLLBACK")
@@ -185,7 +186,7 @@ def plan(db: sqlite_utils.Database) -> Plan:
     finally:
         c.row_factory = None
     moves = [(media_by_id[r["m_id"]], {k: v for k, v in r.items() if k != "m_id"}) for r in moved]
-    return Plan(downloads, moves, deletions, total, not st.listing)
+    return Plan(downloads, moves, deletions, total, not st.listing, updated)
 
 
 def _dict_row(cursor: Any, row: tuple) -> dict[str, Any]:

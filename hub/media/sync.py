@@ -10,6 +10,7 @@ SQLite row is committed. `run()` repeats passes, long-polling the feed between t
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 from collections.abc import Callable
@@ -101,6 +102,7 @@ class SyncEngine:
         self.last_error: str | None = None
         self._lock = asyncio.Lock()
         self._last_emit = 0.0
+        self._listeners: set[asyncio.Future] = set()
 
     # -- status and progress --
 
@@ -121,7 +123,11 @@ class SyncEngine:
             return
         self._last_emit = now
         try:
-            self.on_progress(self.progress.snapshot(now, self.phase))
+            result = self.on_progress(self.progress.snapshot(now, self.phase))
+            if inspect.isawaitable(result):  # an async listener (e.g. a WebSocket broadcast)
+                task = asyncio.ensure_future(result)
+                self._listeners.add(task)
+                task.add_done_callback(self._listeners.discard)
         except Exception:  # a broken listener must not stop the sync
             log.exception("progress listener failed")
 
@@ -185,13 +191,16 @@ class SyncEngine:
         if missing:
             log.warning("%d library files are missing or changed on disk; fetching them again", len(missing))
             await self.store.call(lambda db: library.remove(db, missing))
-        return await self.store.call(library.plan)
+        plan = await self.store.call(library.plan)
+        report.metadata_only += plan.updated
+        return plan
 
     def _missing(self, files: list[tuple[int, str, int]]) -> list[int]:
+        root = str(self.media_dir) + os.sep
         out = []
         for media_id, local_path, size in files:
             try:
-                if (self.media_dir / local_path).stat().st_size != size:
+                if os.stat(root + local_path).st_size != size:
                     out.append(media_id)
             except OSError:
                 out.append(media_id)
@@ -242,6 +251,9 @@ class SyncEngine:
                 report.rejected.append(f"{r['path']!r}: {exc}")
                 log.error("not syncing %r: %s", r["path"], exc)
                 continue
+            if r["old_local_path"] and r["old_local_path"] != str(rel):
+                # moved and changed: keep the old name reserved this pass; it goes to the trash
+                names.claim(PurePosixPath(r["old_local_path"]))
             full = self.media_dir / rel
             if str(rel) not in owned and os.path.lexists(full):
                 adopted = hash_file(full)  # _same() said it has exactly the listed bytes
@@ -278,6 +290,9 @@ class SyncEngine:
             fsync_dir(src.parent)
 
     async def _transfer(self, plan: library.Plan, report: SyncReport) -> None:
+        if not plan.downloads and not plan.moves:
+            self.progress.files_total = self.progress.bytes_total = 0
+            return
         # rows whose deletion was held back keep their names: newcomers get disambiguated ones
         owned = {r[1] for r in await self.store.call(library.local_files)}
         moves, work = await asyncio.to_thread(self._place_all, plan, owned, report)
@@ -343,6 +358,9 @@ class SyncEngine:
             # the bytes are durable under their final name: now the library may list them
             await self.store.call(lambda db: library.install(db, w.remote, str(w.rel), digests.sha256, self.clock.now()))
             await asyncio.to_thread(downloader.remove, job)
+            old = w.remote.get("old_local_path")
+            if old and old != str(w.rel):
+                await asyncio.to_thread(self.trash.move, self.media_dir, old, self.clock.now())
             if w.adopted is None:
                 report.downloaded += 1
             self.progress.files_done += 1

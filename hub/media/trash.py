@@ -8,6 +8,7 @@ Deletions never follow an incomplete listing; above the cap, none are made and t
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -73,7 +74,12 @@ class Trash:
             return None
         dst = self.root / str(int(now)) / local_path
         dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dst)
+        try:
+            os.replace(src, dst)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:  # the trash on another filesystem: copy, then remove
+                raise
+            shutil.move(src, dst)
         fsync_dir(src.parent)
         _prune_empty_dirs(src.parent, media_dir)
         return dst

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..bus import Overflow
 from ..core import Hub, error_status
+from ..media import MediaService, add_routes as add_media_routes
 from ..tokens import TokenChecker
 from .openapi import openapi
 
@@ -34,7 +35,8 @@ def error(status: int, message: str, **fields: Any) -> web.Response:
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = request.path
-    if path in PUBLIC or path.startswith("/static/") or request.method == "OPTIONS":
+    # /media/file/ is authorised by its signed, expiring URL: the projector has no session
+    if path in PUBLIC or path.startswith(("/static/", "/media/file/")) or request.method == "OPTIONS":
         return await handler(request)
     token = ""
     header = request.headers.get("Authorization", "")
@@ -179,17 +181,47 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
-def make_app(hub: Hub) -> web.Application:
+_HTTP_ERRORS: dict[int, type[web.HTTPException]] = {
+    404: web.HTTPNotFound, 409: web.HTTPConflict, 422: web.HTTPUnprocessableEntity,
+    503: web.HTTPServiceUnavailable, 504: web.HTTPGatewayTimeout,
+}
+
+
+def media_player(hub: Hub):
+    """The media service's `play`: send the signed URL to the projector's player, then play."""
+
+    async def play(device_id: str, url: str) -> dict[str, Any]:
+        try:
+            return await hub.set_state(device_id, {"media_url": url, "media_command": "play"})
+        except Exception as e:
+            status, fields = error_status(e)
+            if status == 500:
+                raise
+            if status == 404 or fields.get("field") in ("media_url", "media_command"):
+                fields = {"field": "device", "rule": "must be a projector with a media player"}
+                status = 422 if status != 404 else 404
+            raise _HTTP_ERRORS[status](text=json.dumps({"error": str(e), **fields}),
+                                       content_type="application/json") from None
+
+    return play
+
+
+def make_app(hub: Hub, *, watch_cloud: bool = True) -> web.Application:
     """The web application; the hub is started and stopped by whoever runs it."""
     app = web.Application(middlewares=[auth_middleware], client_max_size=1024 * 1024)
     app[HUB] = hub
     app[TOKENS] = TokenChecker(hub.store)
+    media = MediaService(hub.store, hub.config.data_dir, play=media_player(hub), watch=watch_cloud,
+                         on_progress=lambda progress: hub.bus.publish("sync_progress", **progress))
+    add_media_routes(app, media)
 
-    async def tokens_ctx(app: web.Application):
+    async def services_ctx(app: web.Application):
         await app[TOKENS].start()
+        await media.start()
         yield
+        await media.stop()
 
-    app.cleanup_ctx.append(tokens_ctx)
+    app.cleanup_ctx.append(services_ctx)
     app.router.add_get("/api/health", health)
     app.router.add_get("/api/devices", list_devices)
     app.router.add_get("/api/devices/{id}", get_device)

@@ -198,6 +198,10 @@ function onEvent(ev) {
       devices.clear();
       for (const d of ev.devices) devices.set(d.id, d);
       layout();
+      loadMedia();
+      break;
+    case "sync_progress":
+      onSyncProgress(ev);
       break;
     case "device_added":
     case "device_updated": {
@@ -217,6 +221,79 @@ function onEvent(ev) {
     }
   }
 }
+
+// -- media library ----------------------------------------------------------------------
+
+function size(n) {
+  const units = ["B", "KB", "MB", "GB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
+function players() {
+  return [...devices.values()].filter((d) => d.exposes.some((e) => e.name === "media_url"));
+}
+
+async function loadMedia() {
+  let page;
+  try { page = await api("/api/media?limit=500"); } catch { return; }
+  const section = document.getElementById("media");
+  section.hidden = false;
+  const body = document.querySelector("#media-list tbody");
+  body.replaceChildren(...page.items.map((m) => {
+    const tr = document.createElement("tr");
+    tr.dataset.id = m.id;
+    const cells = [m.path, m.kind || m.media_type || "", size(m.size),
+                   m.duration_ms ? `${Math.round(m.duration_ms / 1000)} s` : ""];
+    cells.forEach((text, i) => {
+      const td = document.createElement("td");
+      td.textContent = text;
+      if (i >= 2) td.className = "num";
+      tr.append(td);
+    });
+    const td = document.createElement("td");
+    for (const p of players()) {
+      const b = document.createElement("button");
+      b.textContent = `Play on ${p.name}`;
+      b.onclick = async () => {
+        b.classList.remove("failed"); b.classList.add("busy");
+        try { await api(`/api/media/${m.id}/play`, { method: "POST", body: JSON.stringify({ device: p.id }) }); }
+        catch (err) { b.classList.add("failed"); b.title = err.message; }
+        finally { b.classList.remove("busy"); }
+      };
+      td.append(b);
+    }
+    tr.append(td);
+    return tr;
+  }));
+  showSync(await api("/api/media/sync").catch(() => null));
+}
+
+function showSync(st) {
+  if (!st) return;
+  const text = document.getElementById("sync-status");
+  const bar = document.getElementById("sync-bar");
+  const p = st.progress || st;
+  if (st.linked === false) { text.textContent = "not linked to a cloud (hub cloud link --cloud URL)"; bar.hidden = true; return; }
+  if (p && p.bytes_total) {
+    bar.hidden = p.bytes_done >= p.bytes_total;
+    bar.max = p.bytes_total; bar.value = p.bytes_done;
+    const eta = p.eta_s ? ` · ${Math.ceil(p.eta_s)} s left` : "";
+    text.textContent = `${p.phase}: ${p.files_done}/${p.files_total} files · ${size(p.bytes_done)} of ${size(p.bytes_total)}${eta}`;
+  } else {
+    text.textContent = st.phase ? `sync: ${st.phase}` : "";
+  }
+}
+
+let mediaReload = null;
+function onSyncProgress(ev) {
+  showSync(ev);
+  clearTimeout(mediaReload);  // files become visible as they finish: refresh the list, gently
+  mediaReload = setTimeout(loadMedia, 1000);
+}
+
+document.getElementById("sync-now").onclick = () => api("/api/media/sync", { method: "POST" }).catch(() => {});
 
 function connect(attempt = 0) {
   const pill = document.getElementById("conn");

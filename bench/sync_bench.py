@@ -1,0 +1,269 @@
+"""Media sync benchmark: prints numbers, asserts nothing.
+
+    .venv/bin/python bench/sync_bench.py [--size-mb 1024] [--files 8] [--items 10000] [--kill-mb 256]
+
+Runs inside scripts/in-netns (loopback only). Measures, against the cloud simulator
+(`firmware-sim cloud`, its own process):
+1. throughput of `hub sync` for --size-mb spread over --files files, vs curl fetching the
+   same files from the same server (3 parallel), vs `rclone copy` (3 transfers) from
+   `rclone serve webdav` over the same directory;
+2. the time of a no-op re-sync of a library of --items small files (after syncing them once);
+3. bytes re-downloaded when a sync is SIGKILLed at ~50% of a --kill-mb file and run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hub.media.auth import TokenFile, link  # noqa: E402
+from hub.media.client import CloudClient  # noqa: E402
+from hub.media.auth import TokenSource  # noqa: E402
+from hub.media.clock import SystemClock  # noqa: E402
+from hub.media.sync import SyncEngine, SyncPolicy  # noqa: E402
+from hub.store import Store  # noqa: E402
+
+MiB = 1 << 20
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_random(path: Path, size: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    chunk = os.urandom(MiB)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, MiB)
+            f.write(chunk[:n])
+            left -= n
+    # identical chunks would make the test trivially compressible: nothing compresses here anyway
+
+
+class Cloud:
+    """`firmware-sim cloud` as a subprocess."""
+
+    def __init__(self, library: Path, *faults: str) -> None:
+        self.library = library
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.faults = faults
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Cloud":
+        args = [PY, "-m", "firmware_sim.cli", "cloud", "--library", str(self.library), "--port", str(self.port),
+                "--auto-approve", "--scan-interval", "0"]
+        for f in self.faults:
+            args += ["--fault", f]
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self.proc.stdout is not None
+        seen = []
+        for _ in range(20):  # log lines may come first; "operator cloud on ..." once it listens
+            line = self.proc.stdout.readline()
+            seen.append(line)
+            if "operator cloud on" in line:
+                return self
+            if not line:
+                break
+        self.proc.kill()
+        raise RuntimeError("simulator did not start: " + "".join(seen))
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def do_link(data: Path, url: str) -> str:
+    async with aiohttp.ClientSession() as s:
+        tokens = await link(s, url, TokenFile(data), lambda code: None)
+    return tokens.access_token
+
+
+async def do_sync(data: Path, url: str, concurrency: int = 3) -> tuple[float, dict]:
+    store = Store(data / "hub.db")
+    await store.start()
+    clock = SystemClock()
+    try:
+        async with aiohttp.ClientSession() as s:
+            client = CloudClient(s, TokenSource(s, TokenFile(data), clock), url, clock)
+            engine = SyncEngine(store, data, client, policy=SyncPolicy(concurrency=concurrency, page_limit=2000), clock=clock)
+            t0 = time.perf_counter()
+            report = await engine.sync_once()
+            dt = time.perf_counter() - t0
+            return dt, {"report": report.as_dict(), "counters": engine.counters.as_dict()}
+    finally:
+        await store.stop()
+
+
+async def file_ids(url: str, token: str) -> list[tuple[str, str]]:
+    out, cursor = [], None
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
+        while True:
+            params = {"limit": "2000", **({"cursor": cursor} if cursor else {})}
+            async with s.get(f"{url}/v1/changes", params=params) as r:
+                page = await r.json()
+            out += [(e["id"], e["path"]) for e in page["entries"] if e["tag"] == "file"]
+            cursor = page["cursor"]
+            if not page["has_more"]:
+                return out
+
+
+def bench_throughput(tmp: Path, size_mb: int, nfiles: int) -> None:
+    lib = tmp / "lib"
+    per = size_mb * MiB // nfiles
+    for i in range(nfiles):
+        write_random(lib / f"films/{i:03d}.bin", per)
+    total = per * nfiles
+    print(f"\n== throughput: {nfiles} files, {total / MiB:.0f} MiB, loopback ==")
+    with Cloud(lib) as cloud:
+        data = tmp / "hub"
+        token = asyncio.run(do_link(data, cloud.url))
+        # warm the simulator's hash cache so all three clients see the same server state
+        ids = asyncio.run(file_ids(cloud.url, token))
+        dt, info = asyncio.run(do_sync(data, cloud.url))
+        print(f"hub sync (3 transfers, verify+fsync): {dt:6.2f} s  {total / dt / 1e6:7.1f} MB/s  "
+              f"received={info['counters']['bytes_received']}")
+        out = tmp / "curl"
+        out.mkdir()
+        cfg = "".join(
+            f'url = "{cloud.url}/v1/files/{fid}/content"\noutput = "{out}/{i}.bin"\n' for i, (fid, _p) in enumerate(ids)
+        )
+        (tmp / "curl.cfg").write_text(cfg)
+        t0 = time.perf_counter()
+        subprocess.run(["curl", "-sS", "--no-progress-meter", "--fail", "--parallel", "--parallel-max", "3", "-H", f"Authorization: Bearer {token}",
+                        "-K", str(tmp / "curl.cfg")], check=True)
+        dt = time.perf_counter() - t0
+        print(f"curl (3 parallel, same server):      {dt:6.2f} s  {total / dt / 1e6:7.1f} MB/s")
+        os.sync()
+        t0 = time.perf_counter()
+        subprocess.run(["curl", "-sS", "--no-progress-meter", "--fail", "--parallel", "--parallel-max", "3",
+                        "-H", f"Authorization: Bearer {token}", "-K", str(tmp / "curl.cfg")], check=True)
+        os.sync()  # what the hub pays for durability (fsync before rename), curl doesn't
+        dt = time.perf_counter() - t0
+        print(f"curl then sync(1) (durable):         {dt:6.2f} s  {total / dt / 1e6:7.1f} MB/s")
+        shutil.rmtree(out)
+    port = free_port()
+    serve = subprocess.Popen(["rclone", "serve", "webdav", str(lib), "--addr", f"127.0.0.1:{port}", "--read-only",
+                              "--etag-hash", "dropbox"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        dst = tmp / "rclone"
+        t0 = time.perf_counter()
+        subprocess.run(["rclone", "copy", ":webdav:", str(dst), "--webdav-url", f"http://127.0.0.1:{port}/",
+                        "--transfers", "3", "--multi-thread-streams", "0"], check=True)
+        dt = time.perf_counter() - t0
+        print(f"rclone copy from serve webdav (3):    {dt:6.2f} s  {total / dt / 1e6:7.1f} MB/s")
+        shutil.rmtree(dst)
+    finally:
+        serve.terminate()
+        serve.wait()
+    shutil.rmtree(tmp / "hub")
+
+
+def bench_noop(tmp: Path, items: int) -> None:
+    lib = tmp / "many"
+    for i in range(items):
+        p = lib / f"d{i // 500:03d}/f{i:05d}.jpg"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(i.to_bytes(4, "big") * 16)
+    print(f"\n== library of {items} small files ==")
+    with Cloud(lib) as cloud:
+        data = tmp / "hub-many"
+        asyncio.run(do_link(data, cloud.url))
+        dt, info = asyncio.run(do_sync(data, cloud.url, concurrency=3))
+        print(f"initial sync: {dt:6.2f} s ({info['report']['downloaded']} files, {items / dt:.0f} files/s)")
+        times = []
+        for _ in range(3):
+            dt, info = asyncio.run(do_sync(data, cloud.url))
+            assert info["report"]["downloaded"] == 0
+            times.append(dt)
+        print(f"no-op re-sync: best {min(times) * 1000:.0f} ms, runs {[round(t * 1000) for t in times]} ms")
+
+
+def bench_kill(tmp: Path, kill_mb: int) -> None:
+    lib = tmp / "kill"
+    size = kill_mb * MiB
+    write_random(lib / "film.bin", size)
+    print(f"\n== SIGKILL at ~50% of a {kill_mb} MiB file, then re-run ==")
+    rate = max(1, size // 4)  # ~4 s for the whole file
+    with Cloud(lib, f"trickle={rate}") as cloud:
+        data = tmp / "hub-kill"
+        asyncio.run(do_link(data, cloud.url))
+        proc = subprocess.Popen([PY, "-m", "hub.media", "--data", str(data), "sync", "--once", "--quiet"], cwd=ROOT)
+        partial_dir = data / "media" / ".partial"
+        deadline = time.monotonic() + 60
+        have = 0
+        while time.monotonic() < deadline:  # a benchmark may poll; tests don't
+            parts = list(partial_dir.glob("*.partial")) if partial_dir.is_dir() else []
+            have = parts[0].stat().st_size if parts else 0
+            if have >= size // 2:
+                break
+            time.sleep(0.02)
+        proc.kill()
+        proc.wait()
+        have = next(partial_dir.glob("*.partial")).stat().st_size
+        subprocess.run(["curl", "-sS", "-X", "DELETE", f"{cloud.url}/_admin/faults"], check=True, capture_output=True)
+        out = subprocess.run([PY, "-m", "hub.media", "--data", str(data), "sync", "--once", "--quiet"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=600).stderr
+    text = " ".join(out.split())
+    m = re.search(r"(\d+) bytes received, (\d+) resumed", text)
+    if not m:
+        print("re-run output:", out)
+        return
+    received, resumed = int(m.group(1)), int(m.group(2))
+    print(f"kept in .partial at kill: {have / MiB:.1f} MiB; second run received {received / MiB:.1f} MiB, "
+          f"resumed {resumed / MiB:.1f} MiB; re-downloaded {(received + resumed - size) / MiB:.2f} MiB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mb", type=int, default=1024)
+    ap.add_argument("--files", type=int, default=8)
+    ap.add_argument("--items", type=int, default=10000)
+    ap.add_argument("--kill-mb", type=int, default=256)
+    ap.add_argument("--only", choices=["throughput", "noop", "kill"])
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sync-bench-") as d:
+        tmp = Path(d)
+        if a.only in (None, "throughput"):
+            bench_throughput(tmp, a.size_mb, a.files)
+        if a.only in (None, "noop"):
+            bench_noop(tmp, a.items)
+        if a.only in (None, "kill"):
+            bench_kill(tmp, a.kill_mb)
+    print(json.dumps({"python": sys.version.split()[0]}))
+
+
+if __name__ == "__main__":
+    main()
