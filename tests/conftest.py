@@ -15,6 +15,7 @@ from hub.config import HubConfig
 from hub.core import Hub
 from hub.service import running_hub
 from hub.tokens import create_token
+from tests.media_fakecloud import FakeCloud
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,3 +74,12 @@ async def until(hub: Hub, pred: Callable[[], bool], timeout: float = 10, what: s
             await asyncio.wait_for(loop(), timeout)
         except asyncio.TimeoutError:
             raise AssertionError(f"timed out waiting for {what}") from None
+
+
+@pytest.fixture
+async def cloud() -> AsyncIterator[FakeCloud]:
+    """The media tests' own fault-injecting cloud (independent of firmware_sim's)."""
+    c = FakeCloud()
+    await c.start()
+    yield c
+    await c.stop()

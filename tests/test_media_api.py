@@ -19,14 +19,6 @@ from hub.store import Store
 from tests.media_fakecloud import FakeCloud
 
 
-@pytest.fixture
-async def cloud() -> AsyncIterator[FakeCloud]:
-    c = FakeCloud()
-    await c.start()
-    yield c
-    await c.stop()
-
-
 class Hub:
     def __init__(self, client: TestClient, service: MediaService, plays: list[tuple[str, str]], clock: FakeClock) -> None:
         self.client, self.service, self.plays, self.clock = client, service, plays, clock

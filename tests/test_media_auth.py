@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -14,14 +13,6 @@ from tests.media_fakecloud import FakeCloud
 from hub.media.auth import CloudAuthError, DeviceCode, GrantPoller, Granted, Failed, Poll, TokenFile, TokenSource, link
 from hub.media.cli import cloud_unlink
 from hub.media.clock import FakeClock
-
-
-@pytest.fixture
-async def cloud() -> AsyncIterator[FakeCloud]:
-    c = FakeCloud()
-    await c.start()
-    yield c
-    await c.stop()
 
 
 async def _link(cloud: FakeCloud, tmp_path: Path, clock: FakeClock) -> tuple[list[DeviceCode], object]:

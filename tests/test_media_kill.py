@@ -7,24 +7,14 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 
 from hub.media.auth import TokenFile, Tokens
 from hub.media.contenthash import hash_file
 from tests.media_fakecloud import FakeCloud
 
 MiB = 1 << 20
-
-
-@pytest.fixture
-async def cloud() -> AsyncIterator[FakeCloud]:
-    c = FakeCloud()
-    await c.start()
-    yield c
-    await c.stop()
 
 
 async def run_sync(data: Path) -> asyncio.subprocess.Process:

@@ -58,14 +58,6 @@ class Rig:
 
 
 @pytest.fixture
-async def cloud() -> AsyncIterator[FakeCloud]:
-    c = FakeCloud()
-    await c.start()
-    yield c
-    await c.stop()
-
-
-@pytest.fixture
 async def make_rig(tmp_path: Path, cloud: FakeCloud) -> AsyncIterator[Any]:
     opened: list[tuple[Store, aiohttp.ClientSession]] = []
 

@@ -80,3 +80,28 @@ async def test_without_a_token_the_page_asks_for_one(running: RunningHub, page) 
     await page.fill("#token", running.token)
     await page.click("#token-form button")
     await expect(page.locator("#conn")).to_have_text("live")
+
+
+async def test_link_the_cloud_from_the_page_and_see_the_library(running: RunningHub, page, tmp_path) -> None:
+    from firmware_sim.cloud_testing import running_cloud
+
+    library = tmp_path / "cloud"
+    (library / "Photos").mkdir(parents=True)
+    (library / "Photos" / "Beach.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 5000)
+    async with running_cloud(library, interval=1) as cloud:
+        await page.goto(f"{running.url}/#token={running.token}")
+        await expect(page.locator("#link-form")).to_be_visible()
+        await page.fill("#cloud-url", cloud.url)
+        await page.click("#link-form button")
+        code = page.locator("#link-code strong")
+        await expect(code).to_be_visible()
+        # the household's phone: the verification page from the link, then Allow
+        phone = await page.context.browser.new_page()
+        await phone.goto(await page.locator("#link-code a").get_attribute("href"))
+        await phone.click("button[value=approve]")
+        await expect(page.locator("#linked span")).to_have_text(f"Linked to {cloud.url}", timeout=20000)
+        await expect(page.locator("#media-list tbody tr td").first).to_have_text("/Photos/Beach.png", timeout=20000)
+        # unlink: the link form comes back, the synced file stays
+        await page.click("#unlink")
+        await expect(page.locator("#link-form")).to_be_visible()
+        assert (running.hub.config.data_dir / "media" / "Photos" / "Beach.png").exists()

@@ -22,6 +22,11 @@ class PlayBody(BaseModel):
     device: str = Field(min_length=1, max_length=200)
 
 
+class LinkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cloud: str = Field(min_length=1, max_length=500, pattern=r"^https?://[^\s]+$")
+
+
 class MediaQuery(BaseModel):
     kind: str | None = Field(default=None, max_length=40)
     q: str | None = Field(default=None, max_length=200)
@@ -116,6 +121,31 @@ async def media_file(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def cloud_status(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    status = await service.sync_status()
+    return web.json_response({"linked": status["linked"], "cloud": status["cloud"], "link": service.link_status()})
+
+
+async def cloud_link(request: web.Request) -> web.Response:
+    try:
+        body = LinkBody.model_validate(await request.json())
+    except ValueError as exc:
+        if isinstance(exc, ValidationError):
+            return _invalid(exc)
+        return web.json_response({"error": "invalid", "field": "body", "rule": "must be JSON"}, status=422)
+    state = await request.app[SERVICE].start_link(body.cloud)
+    if state["state"] == "failed":
+        return web.json_response({"error": state["error"], "field": "cloud", "rule": "cloud must answer"},
+                                 status=502)
+    return web.json_response(state, status=202)
+
+
+async def cloud_unlink(request: web.Request) -> web.Response:
+    was = await request.app[SERVICE].unlink()
+    return web.json_response({"linked": False, "was_linked": was})
+
+
 def add_routes(app: web.Application, service: MediaService) -> None:
     """Register the media routes; the caller owns service.start()/stop() (e.g. in cleanup_ctx)."""
     app[SERVICE] = service
@@ -123,4 +153,7 @@ def add_routes(app: web.Application, service: MediaService) -> None:
     app.router.add_post("/api/media/sync", start_sync)
     app.router.add_get("/api/media/sync", sync_status)
     app.router.add_post("/api/media/{id}/play", play)
+    app.router.add_get("/api/cloud", cloud_status)
+    app.router.add_post("/api/cloud/link", cloud_link)
+    app.router.add_delete("/api/cloud/link", cloud_unlink)
     app.router.add_get("/media/file/{id}", media_file)

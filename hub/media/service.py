@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from . import library
-from .auth import TokenFile, TokenSource
+from .auth import CloudAuthError, DeviceCode, TokenFile, TokenSource, link
 from .client import CloudClient
 from .clock import Clock, SystemClock
 from .sync import SyncEngine, SyncPolicy
@@ -57,6 +57,8 @@ class MediaService:
         self._engine: SyncEngine | None = None
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
+        self._link_task: asyncio.Task | None = None
+        self._link_state: dict[str, Any] = {"state": "idle"}
 
     async def start(self) -> None:
         await self.store.call(library.ensure_schema)
@@ -66,6 +68,10 @@ class MediaService:
             self._task = asyncio.create_task(self._run(continuous=True), name="media-sync")
 
     async def stop(self) -> None:
+        if self._link_task:
+            self._link_task.cancel()
+            await asyncio.gather(self._link_task, return_exceptions=True)
+            self._link_task = None
         if self._task:
             self._task.cancel()
             try:
@@ -130,6 +136,58 @@ class MediaService:
             return {**base, "running": False, "phase": "idle", "progress": None, "last_report": None,
                     "last_error": None, "counters": None}
         return {**base, **self._engine.status()}
+
+    # -- linking from the UI (RFC 8628: the household approves the code on their phone) --
+
+    async def start_link(self, cloud_url: str) -> dict[str, Any]:
+        """Begin the device grant; returns once the code to show is known (or it failed)."""
+        if self._link_task and not self._link_task.done():
+            self._link_task.cancel()
+            await asyncio.gather(self._link_task, return_exceptions=True)
+        shown = asyncio.get_running_loop().create_future()
+        self._link_state = {"state": "starting", "cloud": cloud_url}
+
+        def on_code(code: DeviceCode) -> None:
+            self._link_state = {
+                "state": "waiting", "cloud": cloud_url, "user_code": code.user_code,
+                "verification_uri": code.verification_uri,
+                "verification_uri_complete": code.verification_uri_complete,
+                "expires_at": self.clock.now() + code.expires_in,
+            }
+            if not shown.done():
+                shown.set_result(None)
+
+        async def run() -> None:
+            assert self._session is not None
+            try:
+                await link(self._session, cloud_url, self.tokens, on_code, clock=self.clock)
+            except (CloudAuthError, aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+                self._link_state = {"state": "failed", "cloud": cloud_url, "error": str(exc) or type(exc).__name__}
+                log.warning("linking %s failed: %s", cloud_url, exc)
+            else:
+                self._link_state = {"state": "linked", "cloud": cloud_url}
+                self._engine = None  # a new account or cloud: start from its own listing
+                await self.sync_now()
+            finally:
+                if not shown.done():
+                    shown.set_result(None)
+
+        self._link_task = asyncio.create_task(run(), name="cloud-link")
+        await shown
+        return self.link_status()
+
+    def link_status(self) -> dict[str, Any]:
+        return dict(self._link_state)
+
+    async def unlink(self) -> bool:
+        """Forget the tokens and stop syncing; the files stay."""
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self._engine = None
+        self._link_state = {"state": "idle"}
+        return await asyncio.to_thread(self.tokens.delete)
 
     # -- library --
 

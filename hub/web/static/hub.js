@@ -268,6 +268,7 @@ async function loadMedia() {
     return tr;
   }));
   showSync(await api("/api/media/sync").catch(() => null));
+  showCloud();
 }
 
 function showSync(st) {
@@ -275,7 +276,7 @@ function showSync(st) {
   const text = document.getElementById("sync-status");
   const bar = document.getElementById("sync-bar");
   const p = st.progress || st;
-  if (st.linked === false) { text.textContent = "not linked to a cloud (hub cloud link --cloud URL)"; bar.hidden = true; return; }
+  if (st.linked === false) { text.textContent = "not linked to a cloud"; bar.hidden = true; return; }
   if (p && p.bytes_total) {
     bar.hidden = p.bytes_done >= p.bytes_total;
     bar.max = p.bytes_total; bar.value = p.bytes_done;
@@ -292,6 +293,40 @@ function onSyncProgress(ev) {
   clearTimeout(mediaReload);  // files become visible as they finish: refresh the list, gently
   mediaReload = setTimeout(loadMedia, 1000);
 }
+
+async function showCloud() {
+  let st;
+  try { st = await api("/api/cloud"); } catch { return; }
+  const form = document.getElementById("link-form");
+  const code = document.getElementById("link-code");
+  const linked = document.getElementById("linked");
+  const link = st.link || {};
+  form.hidden = st.linked || link.state === "waiting";
+  linked.hidden = !st.linked;
+  linked.querySelector("span").textContent = st.linked ? `Linked to ${st.cloud}` : "";
+  code.hidden = st.linked || !["waiting", "failed"].includes(link.state);
+  if (link.state === "waiting") {
+    code.replaceChildren("On your phone, open ", Object.assign(document.createElement("a"),
+      { href: link.verification_uri_complete || link.verification_uri, textContent: link.verification_uri, target: "_blank" }),
+      " and enter ", Object.assign(document.createElement("strong"), { textContent: link.user_code }));
+    setTimeout(showCloud, 2000);  // until the household approves (or the code expires)
+  } else if (link.state === "failed") {
+    code.textContent = `Linking failed: ${link.error}`;
+  }
+}
+
+document.getElementById("link-form").onsubmit = async (ev) => {
+  ev.preventDefault();
+  const cloud = document.getElementById("cloud-url").value.trim();
+  try { await api("/api/cloud/link", { method: "POST", body: JSON.stringify({ cloud }) }); }
+  catch (err) { document.getElementById("link-code").hidden = false; document.getElementById("link-code").textContent = err.message; }
+  showCloud();
+};
+
+document.getElementById("unlink").onclick = async () => {
+  await api("/api/cloud/link", { method: "DELETE" }).catch(() => {});
+  showCloud();
+};
 
 document.getElementById("sync-now").onclick = () => api("/api/media/sync", { method: "POST" }).catch(() => {});
 
