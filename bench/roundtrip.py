@@ -100,23 +100,43 @@ async def wait_devices(url: str, token: str, ids: set[str], timeout: float) -> N
     raise RuntimeError(f"devices {ids} not online")
 
 
-async def bench_roundtrip(hub: HubProcess, broker: Broker, n: int) -> None:
-    print(f"\n1. command round trip ({n} commands each, brightness alternating)")
-    # the floor: raw MQTT to the same simulated device, waiting for its echo
+async def raw_floor(broker: Broker, device: str, n: int) -> list[float]:
+    """Raw MQTT to the device through the same broker: /set, then wait for its echo."""
     raw: list[float] = []
     async with aiomqtt.Client("127.0.0.1", broker.port, socket_options=[(6, 1, 1)]) as c:
-        await c.subscribe("homie/5/bench-light/light/brightness", qos=1)
+        await c.subscribe(f"homie/5/{device}/light/brightness", qos=1)
         msgs = aiter(c.messages)
         await asyncio.wait_for(anext(msgs), 5)  # the retained value
         for i in range(n):
             want = str(10 + i % 80)
             t0 = time.perf_counter()
-            await c.publish("homie/5/bench-light/light/brightness/set", want, qos=1)
+            await c.publish(f"homie/5/{device}/light/brightness/set", want, qos=1)
             while (await asyncio.wait_for(anext(msgs), 5)).payload.decode() != want:
                 pass
             raw.append((time.perf_counter() - t0) * 1000)
-    show("raw MQTT: /set -> device echo (floor)", raw)
+    return raw
 
+
+async def bench_roundtrip(hub: HubProcess, broker: Broker, n: int) -> None:
+    print(f"\n1. command round trip ({n} commands each, brightness alternating)")
+    print("  a) to the simulated light (its own process; it saves its state to disk before it echoes)")
+    show("raw MQTT: /set -> device echo (floor)", await raw_floor(broker, "bench-light", n))
+    await rest_and_ws(hub, "bench-light", n)
+    print("  b) to an echo-only Homie device in the benchmark process (no disk): the hub's own cost")
+    aiozc = loopback_zeroconf()
+    peer = HomiePeer(broker.port, "bench-echo")
+    await peer.start()
+    await advertise(aiozc, "bench-echo")
+    try:
+        await wait_devices(hub.url, hub.token, {"bench-echo"}, 20)
+        show("raw MQTT: /set -> device echo (floor)", await raw_floor(broker, "bench-echo", n))
+        await rest_and_ws(hub, "bench-echo", n)
+    finally:
+        await peer.stop()
+        await aiozc.async_close()
+
+
+async def rest_and_ws(hub: HubProcess, device: str, n: int) -> None:
     rest: list[float] = []
     ws_lat: list[float] = []
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {hub.token}"}) as s:
@@ -125,13 +145,13 @@ async def bench_roundtrip(hub: HubProcess, broker: Broker, n: int) -> None:
             for i in range(n):
                 want = 10 + (i + 1) % 80
                 t0 = time.perf_counter()
-                async with s.post(f"{hub.url}/api/devices/bench-light/set", json={"brightness": want}) as r:
+                async with s.post(f"{hub.url}/api/devices/{device}/set", json={"brightness": want}) as r:
                     assert r.status == 200, await r.text()
                     await r.read()
                 t1 = time.perf_counter()
                 while True:
                     m = await asyncio.wait_for(ws.receive_json(), 5)
-                    if m.get("type") == "state" and m["state"].get("brightness") == want:
+                    if m.get("type") == "state" and m["id"] == device and m["state"].get("brightness") == want:
                         break
                 t2 = time.perf_counter()
                 rest.append((t1 - t0) * 1000)

@@ -38,7 +38,8 @@ class HomiePeer:
 
     async def start(self, values: dict[str, str] | None = None) -> None:
         self.client = aiomqtt.Client("127.0.0.1", self.broker_port, identifier=self.id, keepalive=5,
-                                     will=aiomqtt.Will(f"{self.base}/$state", "lost", qos=1, retain=True))
+                                     will=aiomqtt.Will(f"{self.base}/$state", "lost", qos=1, retain=True),
+                                     socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         await self.client.__aenter__()
         await self.publish("$state", "init")
         desc = self.description
