@@ -13,7 +13,7 @@ import random
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .homie import InvalidValue, Node, Property, Update
+from .homie_wire import InvalidValue, Node, Property, Update
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 from zeroconf.asyncio import AsyncZeroconf
 
 from .devices import MODELS, build_model
-from .homie import DeviceConfig, HomieDevice, SimClock, StateStore, default_state_dir, valid_id
+from .homie import DeviceConfig, HomieDevice, SimClock, StateStore, default_state_dir
+from .homie_wire import valid_id
 from .net import Advertiser, BrokerAddress, homie_service_info, make_zeroconf, resolve_broker
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,8 @@ import aiohttp
 from zeroconf.asyncio import AsyncZeroconf
 
 from .devices import BaseModel, declare
-from .homie import DeviceConfig, HomieDevice, Node, SimClock, StateStore, Update
+from .homie import DeviceConfig, HomieDevice, SimClock, StateStore
+from .homie_wire import Node, Update
 from .net import Advertiser, BrokerAddress, homie_service_info
 
 log = logging.getLogger(__name__)

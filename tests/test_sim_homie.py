@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from firmware_sim.devices import MODELS
-from firmware_sim.homie import Backoff, InvalidValue, Property, SimClock, StateStore, description
+from firmware_sim.homie import Backoff, SimClock, StateStore
+from firmware_sim.homie_wire import InvalidValue, Property, description
 
 BOOL = Property("on", "On", "boolean", settable=True)
 BRIGHT = Property("brightness", "Brightness", "integer", "0:100", True, unit="%")

@@ -21,7 +21,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from firmware_sim.devices import MODELS
-from firmware_sim.homie import InvalidValue, Property
+from firmware_sim.homie_wire import InvalidValue, Property
 from firmware_sim.house import House, parse_house
 from firmware_sim.player import PlayerModel
 from hub.broker import Broker
