@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import aiomqtt
 import pytest
 
 from tests.conftest import RunningHub
@@ -126,30 +127,33 @@ async def test_mosquitto_pub_set_reaches_device_and_state_is_canonical(running: 
     async with aiohttp.ClientSession() as s:
         await wait_online(s, running, "test-lamp")
     port = str(running.broker.port)
-    result = subprocess.Popen(["mosquitto_sub", "-p", port, "-t", "hub/test-lamp/set/result", "-C", "1", "-W", "10"],
-                              stdout=subprocess.PIPE, text=True)
-    await asyncio.sleep(0.3)  # let mosquitto_sub subscribe before we publish (it has no ready signal)
-    subprocess.run(["mosquitto_pub", "-p", port, "-t", "hub/test-lamp/set", "-m", '{"brightness": 75}'], check=True)
-    assert await asyncio.wait_for(lamp.commands.get(), 10) == ("light/brightness", "75")
-    out, _ = await asyncio.to_thread(result.communicate, timeout=15)
-    assert json.loads(out)["status"] == "ok"
-    # the canonical retained topics any MQTT tool can read
+
+    def pub(payload: str) -> None:
+        subprocess.run(["mosquitto_pub", "-p", port, "-q", "1", "-t", "hub/test-lamp/set", "-m", payload],
+                       check=True, timeout=10)
+
     def read(topic: str) -> str:
         return subprocess.run(["mosquitto_sub", "-p", port, "-t", topic, "-C", "1", "-W", "5"],
                               capture_output=True, text=True, check=True).stdout.strip()
+
+    async with aiomqtt.Client("127.0.0.1", running.broker.port) as watcher:
+        await watcher.subscribe("hub/test-lamp/set/result", qos=1)  # SUBACK awaited: nothing is missed
+        results = aiter(watcher.messages)
+
+        await asyncio.to_thread(pub, '{"brightness": 75}')
+        assert await asyncio.wait_for(lamp.commands.get(), 10) == ("light/brightness", "75")
+        assert json.loads((await asyncio.wait_for(anext(results), 10)).payload)["status"] == "ok"
+
+        await asyncio.to_thread(pub, '{"brightness": 101}')
+        refused = json.loads((await asyncio.wait_for(anext(results), 10)).payload)
+        assert refused | {"error": ""} == {"status": "error", "code": 422, "field": "brightness",
+                                           "rule": "must be <= 100", "error": ""}
+    # the canonical retained topics any MQTT tool can read
     assert json.loads(await asyncio.to_thread(read, "hub/test-lamp"))["brightness"] == 75
     assert await asyncio.to_thread(read, "hub/test-lamp/availability") == "online"
     definition = json.loads(await asyncio.to_thread(read, "hub/bridge/devices/test-lamp"))
     assert definition["room"] == "Living room" and any(e["name"] == "brightness" for e in definition["exposes"])
     assert await asyncio.to_thread(read, "hub/bridge/state") == "online"
-
-    bad = subprocess.Popen(["mosquitto_sub", "-p", port, "-t", "hub/test-lamp/set/result", "-C", "1", "-W", "10"],
-                           stdout=subprocess.PIPE, text=True)
-    await asyncio.sleep(0.3)
-    subprocess.run(["mosquitto_pub", "-p", port, "-t", "hub/test-lamp/set", "-m", '{"brightness": 101}'], check=True)
-    out, _ = await asyncio.to_thread(bad.communicate, timeout=15)
-    assert json.loads(out) | {"error": ""} == {"status": "error", "code": 422, "field": "brightness",
-                                               "rule": "must be <= 100", "error": ""}
 
 
 async def test_address_change_updates_and_goodbye_marks_offline(running: RunningHub) -> None:
