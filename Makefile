@@ -45,8 +45,10 @@ $(VENV313)/.installed:
 	$(VENV313)/bin/pip install -q pjlink-advance==0.2.0
 	touch $@
 
+# Each run gets its own temporary root: pytest prunes old runs' folders under a shared one.
 test: $(STAMP) system-test-deps $(VENV313)/.installed
-	scripts/in-netns $(PY) -m pytest $(PYTEST_ARGS)
+	tmp=$$(mktemp -d -t hub-tests-XXXXXX) && \
+	  PYTEST_DEBUG_TEMPROOT=$$tmp scripts/in-netns $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 bench: $(STAMP) system-test-deps
 	scripts/in-netns $(PY) bench/roundtrip.py

@@ -195,10 +195,11 @@ class HomieDevice:
                 log.debug("%s: could not publish disconnected: %s", self.device_id, exc)
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            # aiomqtt waits up to its timeout for the socket to close after DISCONNECT; the
+            # farewell is published already, so don't let a slow close hold the stop up
+            await asyncio.wait({self._task}, timeout=5)
+            if not self._task.done():
+                log.warning("%s: MQTT disconnect still pending after 5 s; leaving it", self.device_id)
             self._task = None
         self.ready.clear()
         await self._save(force=True)

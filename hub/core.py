@@ -169,6 +169,8 @@ class Hub:
 
     def _log_once(self, key: str, message: str) -> None:
         if (key, message) not in self._errors_logged:
+            if len(self._errors_logged) >= 10_000:  # bounded: a device spraying junk can't grow it
+                self._errors_logged.clear()
             self._errors_logged.add((key, message))
             log.warning("%s", message)
 
