@@ -206,6 +206,36 @@ def flood(port: int, device: str, count: int) -> float:
     return dt
 
 
+RAW_RECEIVER = """
+import asyncio, socket, sys, time, aiomqtt
+async def main(port, count):
+    async with aiomqtt.Client("127.0.0.1", port, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]) as c:
+        await c.subscribe("homie/5/raw/#", qos=1)
+        print("ready", flush=True)
+        n, t0 = 0, None
+        async for m in c.messages:
+            t0 = t0 or time.perf_counter()
+            n += 1
+            if m.topic.value.endswith("/power"):
+                break
+        print(n, time.perf_counter() - t0, flush=True)
+asyncio.run(asyncio.wait_for(main(int(sys.argv[1]), int(sys.argv[2])), 120))
+"""
+
+
+async def bench_raw_receiver(broker: Broker, count: int) -> None:
+    """The same flood into a bare aiomqtt subscriber in its own process: the reference."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", RAW_RECEIVER, str(broker.port), str(count),
+                                                stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    await asyncio.wait_for(proc.stdout.readline(), 10)
+    pub_s = await asyncio.to_thread(flood, broker.port, "raw", count)
+    n, secs = (await asyncio.wait_for(proc.stdout.readline(), 120)).split()
+    await proc.wait()
+    print(f"  reference, bare aiomqtt subscriber process: {int(n)} messages, publisher {pub_s:.2f} s, "
+          f"received in {float(secs):.2f} s -> {int(n) / float(secs):,.0f} msg/s")
+
+
 async def bench_ingest(hub: HubProcess, broker: Broker, count: int) -> None:
     print(f"\n4. hub ingest: {count} device value messages (QoS 0) from a separate publisher")
     aiozc = loopback_zeroconf()
@@ -283,6 +313,7 @@ async def main() -> None:
             print(f"  hub RSS with the default house ({h['online']} devices online): {hub2.rss_mb():.1f} MB")
             await bench_ingest(hub2, broker, args.ingest)
             hub2.stop()
+            await bench_raw_receiver(broker, args.ingest)
         finally:
             for p in procs:
                 p.terminate()
