@@ -62,6 +62,7 @@ async def test_cloud_film_plays_on_the_projector(running: RunningHub, tmp_path: 
                 assert r.status == 200, await r.text()
                 body = await r.json()
             assert "/media/file/" in body["url"] and "sig=" in body["url"]
+            assert body["result"]["power"] is True  # the projector was off: play switched it on
             want = hashlib.sha256(film).hexdigest()
             await until(hub, lambda: hub.registry.get(device_id).state.values.get("media_verified") == want,
                         30, "player verified the film")

@@ -191,8 +191,12 @@ def media_player(hub: Hub):
     """The media service's `play`: send the signed URL to the projector's player, then play."""
 
     async def play(device_id: str, url: str) -> dict[str, Any]:
+        values: dict[str, Any] = {"media_url": url, "media_command": "play"}
+        dev = hub.registry.get(device_id)
+        if dev is not None and dev.info.expose("power") and dev.state.values.get("power") is False:
+            values = {"power": True, **values}  # a film on a projector that is off: switch it on too
         try:
-            return await hub.set_state(device_id, {"media_url": url, "media_command": "play"})
+            return await hub.set_state(device_id, values)
         except Exception as e:
             status, fields = error_status(e)
             if status == 500:
