@@ -226,6 +226,13 @@ class Hub:
             self.bus.publish("device_updated", device=dev.to_json())
             self._publish_definition(dev)
 
+    async def rename_device(self, device_id: str, name: str | None, room: str | None) -> Device:
+        """The household's name or room for a device: saved, announced, and kept over the driver's."""
+        dev = await self.registry.rename(device_id, name, room)
+        self.bus.publish("device_updated", device=dev.to_json())
+        self._publish_definition(dev)
+        return dev
+
     # -- commands -------------------------------------------------------------------------
 
     async def set_state(self, device_id: str, payload: Any) -> dict[str, Any]:

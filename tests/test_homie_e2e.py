@@ -13,7 +13,7 @@ import aiomqtt
 import pytest
 
 from tests.conftest import RunningHub
-from tests.homie_peer import HomiePeer, advertise, loopback_zeroconf
+from tests.homie_peer import LIGHT, HomiePeer, advertise, loopback_zeroconf
 
 
 async def next_event(ws: aiohttp.ClientWebSocketResponse, pred: Callable[[dict[str, Any]], bool],
@@ -182,3 +182,23 @@ async def test_address_change_updates_and_goodbye_marks_offline(running: Running
     finally:
         await peer.stop()
         await aiozc.async_close()
+
+
+async def test_rename_and_move_a_device(running: RunningHub, lamp: HomiePeer) -> None:
+    async with aiohttp.ClientSession() as s:
+        await wait_online(s, running, "test-lamp")
+        url = f"{running.url}/api/devices/test-lamp"
+        async with s.patch(url, headers=running.headers, json={"name": "Sofa lamp", "room": "Den"}) as r:
+            assert r.status == 200 and (await r.json())["room"] == "Den"
+        async with s.patch(url, headers=running.headers, json={"colour": "red"}) as r:
+            assert r.status == 422 and (await r.json())["field"] == "colour"
+    async with aiomqtt.Client("127.0.0.1", running.broker.port) as c:
+        await c.subscribe("hub/bridge/devices/test-lamp", qos=1)
+        definition = json.loads((await asyncio.wait_for(anext(aiter(c.messages)), 10)).payload)
+    assert (definition["name"], definition["room"]) == ("Sofa lamp", "Den")
+    # the household's choice survives the device describing itself again
+    await lamp.publish("$description", json.dumps({**LIGHT, "version": 2, "name": "Lamp v2"}))
+    from tests.conftest import until
+    await until(running.hub, lambda: running.hub.registry.get("test-lamp").info.name == "Lamp v2", 5, "re-described")
+    assert running.hub.registry.get("test-lamp").name == "Sofa lamp"
+    assert running.hub.registry.get("test-lamp").room == "Den"

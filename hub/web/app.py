@@ -97,9 +97,7 @@ async def patch_device(request: web.Request) -> web.Response:
         err = e.errors()[0]
         field = ".".join(str(x) for x in err["loc"]) or "body"
         return error(422, f"{field}: {err['msg']}", field=field, rule=err["msg"])
-    hub = request.app[HUB]
-    dev = await hub.registry.rename(dev.id, patch.name, patch.room)
-    hub.bus.publish("device_updated", device=dev.to_json())
+    dev = await request.app[HUB].rename_device(dev.id, patch.name, patch.room)
     return web.json_response(dev.to_json())
 
 
