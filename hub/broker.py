@@ -99,7 +99,9 @@ class Broker:
             assert binary is not None
             self.kind = "mosquitto"
             cmd = [binary, "-c", str(self._mosquitto_conf())]
-        self.proc = subprocess.Popen(cmd, stdout=logfile, stderr=logfile, stdin=subprocess.DEVNULL)
+        # its own session: a terminal's Ctrl-C must not kill the broker before its clients
+        self.proc = subprocess.Popen(cmd, stdout=logfile, stderr=logfile, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
         logfile.close()
         try:
             wait_for_port(self.host, self.port, timeout, self.proc)

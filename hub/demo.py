@@ -34,9 +34,10 @@ class Child:
     async def start(self) -> None:
         self.logdir.mkdir(parents=True, exist_ok=True)
         with open(self.logdir / f"{self.name}.log", "ab") as out:
+            # its own session: Ctrl-C reaches the demo alone, which then stops everything in order
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "firmware_sim.cli", *self.args,
-                stdout=out, stderr=out, stdin=asyncio.subprocess.DEVNULL)
+                stdout=out, stderr=out, stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
 
     async def stop(self) -> None:
         if self.proc is None or self.proc.returncode is not None:
