@@ -116,19 +116,45 @@ type = "thermostat"
 @pytest.fixture
 def controller(broker: Broker):
     c = Controller(mqtt_cfg={"host": broker.host, "port": broker.port}, homie_domain="homie", auto_start=True)
+    c.set_on_device_discovered_callback(_wake_waiters)
+    c.set_on_device_state_changed_callback(_wake_waiters)
+    c.set_on_property_changed_callback(_wake_waiters)
     try:
         yield c
     finally:
         c.stop()
 
 
+_woken: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+
+def _wake_waiters(*_: object) -> None:
+    """ebus-sdk callbacks run on paho's thread: hand the wake-up to each waiter's loop."""
+    for loop, event in list(_woken):
+        loop.call_soon_threadsafe(event.set)
+
+
 async def until(check, timeout: float = 15.0) -> None:
-    """Poll a condition on the controller's thread-updated state (its callbacks run on paho's thread)."""
+    """Wait for a condition on the controller's state, re-checked whenever it reports a change.
+
+    Not every update has a callback (a `$target` has none), so a check also runs every 0.5 s.
+    """
+    event = asyncio.Event()
+    waiter = (asyncio.get_running_loop(), event)
+    _woken.append(waiter)
     deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
+    try:
+        while not check():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise AssertionError("condition not reached in time")
+            event.clear()
+            try:
+                await asyncio.wait_for(event.wait(), min(0.5, left))
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        _woken.remove(waiter)
 
 
 async def test_ebus_controller_discovers_and_drives_the_house(broker: Broker, tmp_path: Path,
