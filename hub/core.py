@@ -156,7 +156,7 @@ class Hub:
         if not claims:
             return
         # A specific driver wins over a generic one (the projector's player over plain Homie).
-        claims.sort(key=lambda c: bool(getattr(c[0], "generic", False)))
+        claims.sort(key=lambda c: c[0].generic)
         driver, device_id = claims[0]
         self._services[(seen.service_type, seen.name)] = (driver, device_id)
         await driver.seen(device_id, seen)

@@ -7,7 +7,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
-from zeroconf import IPVersion, ServiceStateChange
+from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from .driver import Discovered
@@ -34,9 +34,7 @@ def decode_txt(properties: Mapping[bytes, bytes | None]) -> dict[str, str]:
     return out
 
 
-def zeroconf_interfaces(interfaces: str | Iterable[str]):
-    from zeroconf import InterfaceChoice
-
+def zeroconf_interfaces(interfaces: str | Iterable[str]) -> InterfaceChoice | list[str]:
     return InterfaceChoice.All if interfaces == "all" else list(interfaces)
 
 

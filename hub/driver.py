@@ -90,6 +90,7 @@ class Driver:
 
     name: ClassVar[str] = ""
     service_types: ClassVar[tuple[str, ...]] = ()  # mDNS types to be offered, e.g. "_homie._tcp.local."
+    generic: ClassVar[bool] = False  # True: any specific driver that claims a service wins over this one
 
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx

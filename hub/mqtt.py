@@ -42,6 +42,7 @@ class MqttLink:
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._stopping = False
+        self._side_tasks: set[asyncio.Task[Any]] = set()
         self._subscribed: set[str] = set()  # on the current connection
         self._subscribing = asyncio.Lock()  # one SUBSCRIBE in flight: aiomqtt mis-pairs concurrent SUBACKs
         self.connects = 0
@@ -60,10 +61,16 @@ class MqttLink:
     def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
         self._handlers.append((topic_filter, handler))
         if self._client is not None:
-            asyncio.get_running_loop().create_task(self._subscribe_now(topic_filter))
+            self._spawn(self._subscribe_now(topic_filter))
 
     def unsubscribe(self, topic_filter: str, handler: MessageHandler) -> None:
         self._handlers = [(f, h) for f, h in self._handlers if not (f == topic_filter and h == handler)]
+
+    def _spawn(self, coro: Any) -> None:
+        # keep a reference: the loop holds tasks weakly, and stop() cancels what is left
+        task = asyncio.get_running_loop().create_task(coro)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
 
     async def _subscribe_now(self, topic_filter: str) -> None:
         client = self._client
@@ -113,6 +120,8 @@ class MqttLink:
             except (aiomqtt.MqttError, asyncio.TimeoutError):
                 pass
         self._stopping = True
+        for task in list(self._side_tasks):
+            task.cancel()
         if self._task is not None:
             self._task.cancel()
             # aiomqtt waits up to its timeout for the broker to acknowledge the disconnect
@@ -166,7 +175,7 @@ class MqttLink:
                     backoff = 0.2
                     log.info("MQTT connected to %s:%s (%d subscriptions)", self.host, self.port, len(filters))
                     if self.on_connect is not None:
-                        asyncio.get_running_loop().create_task(self._call_on_connect())
+                        self._spawn(self._call_on_connect())
                     async for _ in client.messages:  # never yields (see DispatchQueue); ends on disconnect
                         pass
             except aiomqtt.MqttError as e:

@@ -147,6 +147,15 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 
 async def _ws_reader(ws: web.WebSocketResponse, hub: Hub) -> None:
     """Commands over the socket: {"type": "set", "id": ..., "state": {...}, "request_id": ...}."""
+    commands: set[asyncio.Task[None]] = set()  # referenced until done; cancelled with the socket
+    try:
+        await _ws_read(ws, hub, commands)
+    finally:
+        for task in commands:
+            task.cancel()
+
+
+async def _ws_read(ws: web.WebSocketResponse, hub: Hub, commands: set[asyncio.Task[None]]) -> None:
     async for msg in ws:
         if msg.type != WSMsgType.TEXT:
             continue
@@ -157,7 +166,9 @@ async def _ws_reader(ws: web.WebSocketResponse, hub: Hub) -> None:
         except ValueError as e:
             await ws.send_json({"type": "result", "status": 422, "error": str(e)})
             continue
-        asyncio.get_running_loop().create_task(_ws_set(ws, hub, data))
+        task = asyncio.get_running_loop().create_task(_ws_set(ws, hub, data))
+        commands.add(task)
+        task.add_done_callback(commands.discard)
 
 
 async def _ws_set(ws: web.WebSocketResponse, hub: Hub, data: dict[str, Any]) -> None:
