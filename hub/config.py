@@ -49,6 +49,20 @@ class MqttConfig(_Section):
 class HttpConfig(_Section):
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=1, le=65535)
+    # Names the hub answers to besides its addresses, localhost and <hostname>(.local); a
+    # leading dot allows a domain's names (".home.arpa"). Others get 421 (DNS rebinding).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Reverse proxies whose X-Forwarded-For/-Proto are believed (addresses or networks)
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in v:
+            ipaddress.ip_network(net, strict=False)  # ValueError names the bad one
+        return v
 
 
 class DiscoveryConfig(_Section):
@@ -109,10 +123,15 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _interfaces_from_env(data: dict[str, Any]) -> None:
-    iface = data.get("discovery", {}).get("interfaces")
-    if isinstance(iface, str) and iface != "all":
-        data["discovery"]["interfaces"] = [s.strip() for s in iface.split(",") if s.strip()]
+_LISTS = (("discovery", "interfaces"), ("http", "allowed_hosts"), ("http", "trusted_proxies"))
+
+
+def _lists_from_env(data: dict[str, Any]) -> None:
+    """Comma-separated lists in variables, e.g. HUB_HTTP_ALLOWED_HOSTS=hub.home.arpa,hub"""
+    for section, key in _LISTS:
+        value = data.get(section, {}).get(key)
+        if isinstance(value, str) and value != "all":
+            data[section][key] = [s.strip() for s in value.split(",") if s.strip()]
 
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None,
@@ -130,7 +149,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
     env_data, env_sources = _from_env(environ)
-    _interfaces_from_env(env_data)
+    _lists_from_env(env_data)
     source_of.update(env_sources)
     data = _merge(data, env_data)
     if overrides:
