@@ -1,6 +1,6 @@
 """Household accounts, web sessions and API tokens in hub.db: plain functions on one connection.
 
-Passwords are hashed with argon2id (argon2-cffi, RFC 9106 parameters); session cookies and
+Passwords are hashed with argon2id (argon2-cffi, OWASP's parameters); session cookies and
 API tokens are 256 random bits, stored only as a SHA-256 (a plain hash is enough for random
 secrets; argon2 is for what people choose). The argon2 module is imported on first use, so a
 hub that nobody logs into never loads it. The CLI calls these directly; the running hub calls
@@ -68,7 +68,9 @@ def _argon2():
     if _hasher is None:
         from argon2 import PasswordHasher  # lazy: only a login loads it
 
-        _hasher = PasswordHasher()  # argon2id, t=3, m=64 MiB, p=4 (RFC 9106 second recommendation)
+        # argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane): RFC 9106's 64 MiB would
+        # double a small hub's memory for each login in flight. Older hashes are upgraded on login.
+        _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
     return _hasher
 
 
