@@ -37,7 +37,9 @@ def openapi(hub: "Hub") -> dict[str, Any]:
         "Expose": {"type": "object", "required": ["type", "name", "access"], "properties": {
             "type": {"enum": ["binary", "numeric", "enum", "action", "text", "color"]},
             "name": {"type": "string"}, "label": {"type": "string"},
-            "access": {"type": "integer", "description": "bitmask: 1 state, 2 set, 4 get"}}},
+            "access": {"type": "integer", "description": "bitmask: 1 state, 2 set, 4 get"},
+            "category": {"enum": ["config", "diagnostic"],
+                         "description": "absent: a household control or reading; else plumbing a UI hides"}}},
         "Device": {"type": "object", "required": ["id", "name", "driver", "online", "exposes", "state"],
                    "properties": {
                        "id": {"type": "string"}, "name": {"type": "string"}, "driver": {"type": "string"},
