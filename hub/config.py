@@ -61,6 +61,8 @@ class HubConfig(_Section):
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     command_timeout: float = Field(5.0, gt=0, le=120, description="seconds to wait for a device to confirm")
+    # a device seen for the first time waits in the UI's inbox until named; the demo accepts its own
+    inbox: bool = True
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)

@@ -77,6 +77,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             http={"host": "127.0.0.1", "port": args.port},
             discovery={"interfaces": ["127.0.0.1"], "advertise_broker": True},
             drivers={"pjlink": {"udp_host": "127.0.0.1", "notify_port": notify_port}},
+            inbox=False,  # the simulated house is the household's own: no 14 devices in "New devices"
         )
         token = await asyncio.to_thread(_demo_token, data)
         # each demo run starts its own cloud on a new port: forget the last run's link first

@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -87,6 +87,8 @@ class DevicePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, min_length=1, max_length=80)
     room: str | None = Field(None, max_length=80)
+    ignored: bool | None = None
+    inbox: Literal[False] | None = None  # only out of the inbox; the hub alone puts a device in
 
 
 async def patch_device(request: web.Request) -> web.Response:
@@ -97,7 +99,8 @@ async def patch_device(request: web.Request) -> web.Response:
         err = e.errors()[0]
         field = ".".join(str(x) for x in err["loc"]) or "body"
         return error(422, f"{field}: {err['msg']}", field=field, rule=err["msg"])
-    dev = await request.app[HUB].rename_device(dev.id, patch.name, patch.room)
+    dev = await request.app[HUB].rename_device(dev.id, patch.name, patch.room, ignored=patch.ignored,
+                                               inbox=patch.inbox)
     return web.json_response(dev.to_json())
 
 

@@ -45,7 +45,10 @@ def openapi(hub: "Hub") -> dict[str, Any]:
                        "id": {"type": "string"}, "name": {"type": "string"}, "driver": {"type": "string"},
                        "model": {"type": "string"}, "room": {"type": "string"}, "online": {"type": "boolean"},
                        "exposes": {"type": "array", "items": {"$ref": "#/components/schemas/Expose"}},
-                       "state": {"type": "object"}, "error": {"type": "string"}}},
+                       "state": {"type": "object"}, "error": {"type": "string"},
+                       "last_seen": {"type": ["number", "null"], "description": "epoch seconds"},
+                       "inbox": {"type": "boolean", "description": "new, waiting for the household"},
+                       "ignored": {"type": "boolean"}}},
         "Health": {"type": "object", "properties": {"status": {"const": "ok"},
                                                      "mqtt": {"enum": ["connected", "disconnected"]}}},
     }
@@ -74,10 +77,11 @@ def openapi(hub: "Hub") -> dict[str, Any]:
                 "get": {"summary": "one device", "parameters": [device_id], "responses": {
                     "200": {"description": "OK", "content": {"application/json": {"schema": {
                         "$ref": "#/components/schemas/Device"}}}}, **_responses(401, 404)}},
-                "patch": {"summary": "rename a device or move it to a room", "parameters": [device_id],
+                "patch": {"summary": "rename, move to a room, accept (out of the inbox) or ignore a device", "parameters": [device_id],
                           "requestBody": {"content": {"application/json": {"schema": {
                               "type": "object", "additionalProperties": False,
-                              "properties": {"name": {"type": "string"}, "room": {"type": "string"}}}}}},
+                              "properties": {"name": {"type": "string"}, "room": {"type": "string"},
+                                             "ignored": {"type": "boolean"}, "inbox": {"const": False}}}}}},
                           "responses": _responses(200, 401, 404, 422)}},
             "/api/devices/{id}/set": {"post": {
                 "summary": "change a device; answers with the state the device confirmed",
