@@ -16,7 +16,7 @@ from ..bus import Overflow
 from ..core import Hub, error_status
 from ..media import MediaService, add_routes as add_media_routes
 from ..tokens import TokenChecker
-from . import history_api
+from . import history_api, scenes_api
 from .openapi import openapi
 
 log = logging.getLogger(__name__)
@@ -232,6 +232,7 @@ def make_app(hub: Hub, *, watch_cloud: bool = True) -> web.Application:
                          on_progress=lambda progress: hub.bus.publish("sync_progress", **progress))
     add_media_routes(app, media)
     history_api.add_routes(app, hub)
+    scenes_api.add_routes(app, hub, media)
 
     async def services_ctx(app: web.Application):
         await app[TOKENS].start()
