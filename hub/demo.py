@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 from rich.console import Console
 
+from . import demo_scenes
 from .broker import Broker, free_port, wait_for_port
 from .config import HubConfig, default_data_dir
 from .media.cli import cloud_link, cloud_unlink
@@ -60,6 +61,20 @@ def _demo_token(data: Path) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(token)
     return token
+
+
+async def _seed_scenes(hub, url: str, token: str) -> None:
+    try:
+        created = await demo_scenes.seed(hub, url, token)
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
+        log.warning("demo scenes not created: %s", e)
+    else:
+        log.info("demo scenes created: %s", ", ".join(created) or "none (already there)")
+
+
+async def _cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def run_demo(args: argparse.Namespace) -> int:
@@ -110,6 +125,9 @@ async def run_demo(args: argparse.Namespace) -> int:
                         log.warning("starting the media sync failed: %s", await r.text())
         else:
             log.warning("could not link the demo cloud; see %s", logs / "cloud.log")
+        # "Movie night" and "All off", once the house, the projector and a film are there
+        seeding = asyncio.get_running_loop().create_task(_seed_scenes(hub, url, token), name="demo-scenes")
+        stack.push_async_callback(_cancel, seeding)
 
         print(f"""
   hub demo is running  ({broker.kind} on {broker.url})
