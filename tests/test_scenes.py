@@ -236,3 +236,16 @@ async def test_movie_night_from_the_current_state(running: RunningHub, house: Ho
         assert result["results"]["kettle-plug"]["status"] == "offline"
         assert {result["results"][i]["status"] for i in ("lounge-ceiling", "lounge-lamp")} == {"confirmed"}
         assert hub.registry.get("lounge-ceiling").state.values["on"] is False
+
+
+async def test_openapi_describes_scenes_history_and_the_new_device_fields(running: RunningHub) -> None:
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{running.url}/api/openapi.json") as r:
+            spec = await r.json()
+    assert {"/api/scenes", "/api/scenes/{id}", "/api/scenes/{id}/run", "/api/devices/{id}/history"} <= set(spec["paths"])
+    assert set(spec["paths"]["/api/scenes/{id}"]) == {"get", "put", "delete"}
+    device = spec["components"]["schemas"]["Device"]["properties"]
+    assert {"last_seen", "inbox", "ignored"} <= set(device)
+    assert spec["components"]["schemas"]["Expose"]["properties"]["category"]["enum"] == ["config", "diagnostic"]
+    statuses = spec["components"]["schemas"]["SceneResult"]["properties"]["results"]["additionalProperties"]
+    assert statuses["properties"]["status"]["enum"] == ["confirmed", "not_confirmed", "offline", "error"]
