@@ -160,3 +160,11 @@ async def test_history_api(running: RunningHub, lamp: HomiePeer) -> None:  # noq
     async with aiohttp.ClientSession() as anon:
         async with anon.get(base, params={"property": "brightness"}) as r:
             assert r.status == 401
+
+
+def test_the_example_config_and_the_environment_set_history() -> None:
+    from hub.config import load_config
+
+    example = Path(__file__).resolve().parent.parent / "systemd" / "hub.toml.example"
+    config = load_config(example, environ={"HUB_HISTORY_RETENTION_DAYS": "30"})
+    assert (config.history.interval, config.history.retention_days, config.inbox) == (10.0, 30.0, True)
