@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
-from .core import CommandTimeout, DeviceOffline, Hub
+from .core import CommandTimeout, DeviceNotFound, DeviceOffline, Hub
 from .driver import BrokerUnavailable, DeviceUnreachable
 from .model import Access, Action, InvalidCommand, validate_command
 from .registry import Device
@@ -22,6 +22,7 @@ from .topics import dumps
 
 log = logging.getLogger(__name__)
 
+MAX_MQTT_RUNS = 16  # runs asked for over MQTT at once; more are dropped (and logged), never queued
 SCENE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 MediaUrl = Callable[[int, "str | None"], Awaitable[str]]  # (media id, base URL) -> signed URL
 MediaExists = Callable[[int], Awaitable[bool]]
@@ -122,6 +123,8 @@ def outcome(error: BaseException | None, state: Mapping[str, Any] | None = None)
         return {"status": "not_confirmed", "error": str(error)}
     if isinstance(error, (DeviceOffline, DeviceUnreachable)):
         return {"status": "offline", "error": str(error)}
+    if isinstance(error, DeviceNotFound):
+        return {"status": "error", "error": f"no device {error} (forgotten since the scene was saved?)"}
     if isinstance(error, (InvalidCommand, BrokerUnavailable, LookupError)):
         return {"status": "error", "error": str(error) or type(error).__name__}
     log.error("scene: unexpected error: %r", error, exc_info=error)
@@ -299,6 +302,9 @@ class Scenes:
             return  # a retained "run" would replay on every connect; never act on one
         if not SCENE_ID.match(scene_id):
             log.info("MQTT run of %r ignored: not a scene id", scene_id[:80])
+            return
+        if len(self._tasks) >= MAX_MQTT_RUNS:
+            log.warning("MQTT run of %s dropped: %d runs already under way", scene_id, len(self._tasks))
             return
         task = asyncio.get_running_loop().create_task(self._mqtt_run(scene_id), name=f"scene-{scene_id}")
         self._tasks.add(task)

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from firmware_sim.house import House, parse_house
-from hub.core import CommandTimeout, DeviceOffline
+from hub.core import CommandTimeout, DeviceNotFound, DeviceOffline
 from hub.model import Access, Action, Binary, DeviceInfo, InvalidCommand, Numeric, Text
 from hub.registry import Device
 from hub.model import DeviceState
@@ -64,9 +64,50 @@ def test_each_outcome_has_a_status() -> None:
     assert outcome(None, {"on": True}) == {"status": "confirmed", "state": {"on": True}}
     assert outcome(CommandTimeout("lamp did not confirm on"))["status"] == "not_confirmed"
     assert outcome(DeviceOffline("lamp is offline"))["status"] == "offline"
+    assert "no device lamp" in outcome(DeviceNotFound("lamp"))["error"]
     assert outcome(InvalidCommand("on", "must be true or false")) == {"status": "error",
                                                                         "error": "on: must be true or false"}
     assert outcome(RuntimeError("boom")) == {"status": "error", "error": "internal error"}
+
+
+class _StuckMqtt:
+    """An MQTT link whose publishes never finish: runs pile up."""
+
+    def __init__(self) -> None:
+        self.handlers: list = []
+
+    def subscribe(self, topic_filter: str, handler) -> None:
+        self.handlers.append((topic_filter, handler))
+
+    def unsubscribe(self, topic_filter: str, handler) -> None:
+        self.handlers.remove((topic_filter, handler))
+
+    async def publish(self, *args, **kwargs) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_mqtt_runs_are_bounded_and_retained_or_odd_topics_ignored() -> None:
+    from types import SimpleNamespace
+
+    from hub.scenes import MAX_MQTT_RUNS, Scenes
+    from hub.topics import Topics
+
+    async def no_rows(fn):
+        return []
+
+    hub = SimpleNamespace(topics=Topics("hub"), mqtt=_StuckMqtt(), store=SimpleNamespace(call=no_rows))
+    scenes = Scenes(hub)  # type: ignore[arg-type]
+    await scenes.start()
+    (topic_filter, handler), = hub.mqtt.handlers
+    assert topic_filter == "hub/scene/+/set"
+    handler("hub/scene/movie-night/set", b"", True)  # retained: would replay on every connect
+    handler("hub/scene/Movie+Night/set", b"", False)  # not an id we could answer on
+    assert not scenes._tasks
+    for _ in range(MAX_MQTT_RUNS * 3):
+        handler("hub/scene/movie-night/set", b"go", False)
+    assert len(scenes._tasks) == MAX_MQTT_RUNS
+    await scenes.stop()
+    assert not scenes._tasks and not hub.mqtt.handlers
 
 
 # -- the API, with one hand-driven Homie lamp -----------------------------------------------------
