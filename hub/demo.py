@@ -68,6 +68,8 @@ async def _seed_scenes(hub, url: str, token: str) -> None:
         created = await demo_scenes.seed(hub, url, token)
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
         log.warning("demo scenes not created: %s", e)
+    except Exception:
+        log.exception("demo scenes not created")
     else:
         log.info("demo scenes created: %s", ", ".join(created) or "none (already there)")
 
@@ -135,6 +137,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     open    {url}/#token={token}
     API     curl -H 'Authorization: Bearer {token}' {url}/api/devices
     MQTT    mosquitto_sub -p {broker.port} -t 'hub/#' -v
+    scenes  mosquitto_pub -p {broker.port} -t hub/scene/movie-night/set -n   (or "all-off")
     cloud   {cloud_url} (linked; films, photos and documents sync into {data / "media"})
     logs    {logs}
 
