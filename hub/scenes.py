@@ -289,7 +289,10 @@ class Scenes:
     async def _play(self, play: Play, base_url: str | None) -> dict[str, Any]:
         if self.media_url is None:
             raise LookupError("no media library to play from")
-        url = await self.media_url(play.media, base_url or self.base_url())
+        try:
+            url = await self.media_url(play.media, base_url or self.base_url())
+        except LookupError:
+            raise LookupError(f"film {play.media} is no longer in the media library") from None
         values: dict[str, Any] = {"media_url": url, "media_command": "play"}
         dev = self.hub.registry.get(play.device)
         if dev is not None and dev.info.expose("power") and dev.state.values.get("power") is False:

@@ -110,6 +110,27 @@ async def test_mqtt_runs_are_bounded_and_retained_or_odd_topics_ignored() -> Non
     assert not scenes._tasks and not hub.mqtt.handlers
 
 
+async def test_a_film_gone_from_the_library_is_an_error_for_its_projector_alone() -> None:
+    from types import SimpleNamespace
+
+    from hub.bus import Bus
+    from hub.scenes import Play, Scene, Scenes
+
+    async def media_url(media_id: int, base_url: str | None) -> str:
+        raise LookupError(media_id)  # what MediaService.signed_url raises for an unknown id
+
+    async def set_state(device_id: str, payload: dict) -> dict:
+        return dict(payload)
+
+    hub = SimpleNamespace(bus=Bus(), set_state=set_state, registry=SimpleNamespace(get=lambda i: None))
+    scenes = Scenes(hub, media_url=media_url)  # type: ignore[arg-type]
+    scenes.scenes["film"] = Scene("film", "Film", {"lamp": {"on": False}}, Play(42, "projector"))
+    result = await scenes.run("film", "http://hub.local")
+    assert result["results"]["lamp"] == {"status": "confirmed", "state": {"on": False}}
+    assert result["results"]["projector"] == {"status": "error",
+                                              "error": "film 42 is no longer in the media library"}
+
+
 # -- the API, with one hand-driven Homie lamp -----------------------------------------------------
 
 
