@@ -71,18 +71,30 @@ class DiscoveryConfig(_Section):
     advertise_broker: bool = False  # announce the MQTT broker as _mqtt._tcp for devices
 
 
+class HistoryConfig(_Section):
+    """Numeric readings kept for the device page's charts."""
+
+    interval: float = Field(10.0, ge=0, le=3600, description="at most one point per property per this many s")
+    retention_days: float = Field(7.0, gt=0, le=3650)
+    flush_interval: float = Field(1.0, gt=0, le=60, description="points are written in one batch this often")
+    prune_interval: float = Field(3600.0, gt=0, description="seconds between deletions of expired points")
+
+
 class HubConfig(_Section):
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     command_timeout: float = Field(5.0, gt=0, le=120, description="seconds to wait for a device to confirm")
+    # a device seen for the first time waits in the UI's inbox until named; the demo accepts its own
+    inbox: bool = True
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
     # per-driver options, e.g. [drivers.pjlink] search_address = "255.255.255.255"
     drivers: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
-SECTIONS = ("mqtt", "http", "discovery")
+SECTIONS = ("mqtt", "http", "discovery", "history")
 
 
 def default_data_dir() -> Path:

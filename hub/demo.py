@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 from rich.console import Console
 
-from . import accounts
+from . import accounts, demo_scenes
 from .broker import Broker, free_port, wait_for_port
 from .config import HubConfig, default_data_dir
 from .media.cli import cloud_link, cloud_unlink
@@ -81,6 +81,22 @@ def _demo_login(data: Path) -> tuple[str, str]:
     return password, token
 
 
+async def _seed_scenes(hub, url: str, token: str) -> None:
+    try:
+        created = await demo_scenes.seed(hub, url, token)
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
+        log.warning("demo scenes not created: %s", e)
+    except Exception:
+        log.exception("demo scenes not created")
+    else:
+        log.info("demo scenes created: %s", ", ".join(created) or "none (already there)")
+
+
+async def _cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def run_demo(args: argparse.Namespace) -> int:
     data: Path = args.data or (default_data_dir() / "demo")
     data.mkdir(parents=True, exist_ok=True)
@@ -96,6 +112,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             http={"host": "127.0.0.1", "port": args.port},
             discovery={"interfaces": ["127.0.0.1"], "advertise_broker": True},
             drivers={"pjlink": {"udp_host": "127.0.0.1", "notify_port": notify_port}},
+            inbox=False,  # the simulated house is the household's own: no 14 devices in "New devices"
         )
         password, token = await asyncio.to_thread(_demo_login, data)
         # each demo run starts its own cloud on a new port: forget the last run's link first
@@ -128,6 +145,9 @@ async def run_demo(args: argparse.Namespace) -> int:
                         log.warning("starting the media sync failed: %s", await r.text())
         else:
             log.warning("could not link the demo cloud; see %s", logs / "cloud.log")
+        # "Movie night" and "All off", once the house, the projector and a film are there
+        seeding = asyncio.get_running_loop().create_task(_seed_scenes(hub, url, token), name="demo-scenes")
+        stack.push_async_callback(_cancel, seeding)
 
         print(f"""
   hub demo is running  ({broker.kind} on {broker.url})
@@ -136,6 +156,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     API     hub token create --name script --data {data}   then
             curl -H 'Authorization: Bearer <token>' {url}/api/devices
     MQTT    mosquitto_sub -p {broker.port} -t 'hub/#' -v
+    scenes  mosquitto_pub -p {broker.port} -t hub/scene/movie-night/set -n   (or "all-off")
     cloud   {cloud_url} (linked; films, photos and documents sync into {data / "media"})
     logs    {logs}
 

@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -16,7 +16,7 @@ from ..bus import Overflow
 from ..core import Hub, error_status
 from ..media import MediaService, add_routes as add_media_routes
 from ..auth import Auth, Principal
-from . import accounts_api
+from . import accounts_api, history_api, scenes_api
 from .access import AUTH, EDGE, PRINCIPAL, Edge, edge_middleware, page, public, read_body, websocket as websocket_route
 from .openapi import openapi
 
@@ -60,6 +60,8 @@ class DevicePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, min_length=1, max_length=80)
     room: str | None = Field(None, max_length=80)
+    ignored: bool | None = None
+    inbox: Literal[False] | None = None  # only out of the inbox; the hub alone puts a device in
 
 
 async def patch_device(request: web.Request) -> web.Response:
@@ -70,7 +72,8 @@ async def patch_device(request: web.Request) -> web.Response:
         err = e.errors()[0]
         field = ".".join(str(x) for x in err["loc"]) or "body"
         return error(422, f"{field}: {err['msg']}", field=field, rule=err["msg"])
-    dev = await request.app[HUB].rename_device(dev.id, patch.name, patch.room)
+    dev = await request.app[HUB].rename_device(dev.id, patch.name, patch.room, ignored=patch.ignored,
+                                               inbox=patch.inbox)
     return web.json_response(dev.to_json())
 
 
@@ -243,6 +246,8 @@ def make_app(hub: Hub, *, watch_cloud: bool = True) -> web.Application:
     media = MediaService(hub.store, hub.config.data_dir, play=media_player(hub), watch=watch_cloud,
                          on_progress=lambda progress: hub.bus.publish("sync_progress", **progress))
     add_media_routes(app, media)
+    history_api.add_routes(app, hub)
+    scenes_api.add_routes(app, hub, media)
 
     async def services_ctx(app: web.Application):
         await app[AUTH].start()
