@@ -13,7 +13,7 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..bus import Overflow
-from ..core import Hub, error_status
+from ..core import WS_COMMANDS_IN_FLIGHT, Hub, error_status
 from ..media import MediaService, add_routes as add_media_routes
 from ..tokens import TokenChecker
 from .openapi import openapi
@@ -165,6 +165,11 @@ async def _ws_read(ws: web.WebSocketResponse, hub: Hub, commands: set[asyncio.Ta
                 raise ValueError("expected {type: set, id, state}")
         except ValueError as e:
             await ws.send_json({"type": "result", "status": 422, "error": str(e)})
+            continue
+        if len(commands) >= WS_COMMANDS_IN_FLIGHT:
+            await ws.send_json({"type": "result", "status": 429, "request_id": data.get("request_id"),
+                                "id": data.get("id"), "error": f"too many commands in flight on this "
+                                f"connection ({WS_COMMANDS_IN_FLIGHT}); wait for their results"})
             continue
         task = asyncio.get_running_loop().create_task(_ws_set(ws, hub, data))
         commands.add(task)
