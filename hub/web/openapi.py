@@ -1,28 +1,135 @@
-"""OpenAPI 3.1 for the REST API; each device's set body is derived from its exposes."""
+"""OpenAPI 3.1 for the REST API: a table of operations; each device's set body comes from its exposes.
+
+To describe a new route, add one `Op` to OPERATIONS (and its response schema to SCHEMAS when it
+is new); tests/test_openapi.py fails while any `/api/` route of the app is missing here.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..media.api import LinkBody, PlayBody
 from ..model import Access
 
 if TYPE_CHECKING:
     from ..core import Hub
 
-ERROR = {"$ref": "#/components/schemas/Error"}
+
+def ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _responses(*codes: int) -> dict[str, Any]:
-    text = {200: "OK", 401: "no or bad token", 404: "unknown device", 409: "device offline",
-            422: "invalid value (names the field and the rule)", 503: "MQTT broker unreachable",
-            504: "the device did not confirm in time"}
-    out: dict[str, Any] = {}
-    for c in codes:
-        out[str(c)] = {"description": text[c]}
-        if c != 200:
-            out[str(c)]["content"] = {"application/json": {"schema": ERROR}}
-    return out
+def array(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def obj(required: tuple[str, ...] = (), **props: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": props}
+
+
+STR, INT, NUM, BOOL = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}
+ANY_OBJECT = {"type": "object"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": obj(("error",), error=STR, field=STR, rule=STR),
+    "Expose": obj(("type", "name", "access"),
+                  type={"enum": ["binary", "numeric", "enum", "action", "text", "color"]},
+                  name=STR, label=STR, description=STR, category=STR, values=array(STR), unit=STR,
+                  value_min=NUM, value_max=NUM, value_step=NUM, integer=BOOL, max_length=INT,
+                  access={"type": "integer", "minimum": 0, "maximum": 7,
+                          "description": "bitmask: 1 state, 2 set, 4 get"}),
+    "Device": obj(("id", "name", "driver", "model", "manufacturer", "room", "online", "exposes", "state"),
+                  id=STR, name=STR, driver=STR, model=STR, manufacturer=STR, room=STR, online=BOOL,
+                  exposes=array(ref("Expose")), state=ANY_OBJECT, error=STR, last_seen=nullable(NUM)),
+    "SetResult": obj(("id", "state"), id=STR, state={"type": "object", "description": "the confirmed state"}),
+    "Health": obj(("status", "version", "mqtt", "devices", "online", "drivers"),
+                  status={"const": "ok"}, version=STR, mqtt={"enum": ["connected", "disconnected"]},
+                  devices=INT, online=INT, drivers=array(STR), mqtt_received=INT, uptime_s=NUM),
+    "Media": obj(("id", "path", "name", "size", "kind", "content_hash", "synced_at"),
+                 id=INT, path=STR, name=STR, size=INT, kind=nullable(STR), media_type=nullable(STR),
+                 width=nullable(INT), height=nullable(INT), duration_ms=nullable(INT),
+                 content_hash=STR, rev=nullable(STR), server_modified=nullable(STR), synced_at=NUM),
+    "MediaPage": obj(("items", "total", "limit", "offset"),
+                     items=array(ref("Media")), total=INT, limit=INT, offset=INT),
+    "SyncStatus": obj(("linked", "cloud", "running", "phase"),
+                      linked=BOOL, cloud=nullable(STR), running=BOOL, phase=STR,
+                      progress=nullable(ANY_OBJECT), last_report=nullable(ANY_OBJECT),
+                      last_error=nullable(STR), counters=nullable(ANY_OBJECT), retries=INT),
+    "SyncStarted": {"allOf": [ref("SyncStatus"), obj(("started",), started=BOOL, reason=STR)]},
+    "LinkState": obj(("state",), state={"enum": ["idle", "starting", "waiting", "linked", "failed"]},
+                     cloud=STR, user_code=STR, verification_uri=STR, verification_uri_complete=nullable(STR),
+                     expires_at=NUM, error=STR),
+    "Cloud": obj(("linked", "cloud", "link"), linked=BOOL, cloud=nullable(STR), link=ref("LinkState")),
+    "Unlinked": obj(("linked", "was_linked"), linked={"const": False}, was_linked=BOOL),
+    "Played": obj(("media", "device", "url", "result"), media=INT, device=STR, url=STR,
+                  result={"type": "object", "description": "the projector's confirmed state"}),
+    "OpenAPI": obj(("openapi", "info", "paths"), openapi=STR, info=ANY_OBJECT, paths=ANY_OBJECT),
+}
+
+ERRORS = {
+    400: "not a WebSocket upgrade", 401: "no or bad credentials", 404: "no such resource",
+    409: "conflict: the device is offline, or the hub is not linked to a cloud",
+    422: "invalid input (names the field and the rule)", 502: "the cloud did not answer",
+    503: "MQTT broker unreachable",
+    504: "the device did not confirm in time (the command may still apply later)",
+}
+
+DEVICE_PATCH = {"type": "object", "additionalProperties": False, "properties": {  # null or absent: unchanged
+    "name": nullable({"type": "string", "minLength": 1, "maxLength": 80}),
+    "room": nullable({"type": "string", "maxLength": 80})}}
+PLAY = PlayBody.model_json_schema()  # the same models the handlers validate with
+LINK = LinkBody.model_json_schema()
+MEDIA_QUERY = (
+    ("kind", {"type": "string", "maxLength": 40}), ("q", {"type": "string", "maxLength": 200}),
+    ("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
+    ("offset", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0}),
+)
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation: what it answers on success, which errors it may give, what it takes."""
+
+    method: str
+    path: str
+    summary: str
+    ok: dict[str, Any] | None  # the success body's schema
+    errors: tuple[int, ...] = ()
+    status: int = 200
+    body: dict[str, Any] | str | None = None  # a schema, or the name of a dynamic one
+    query: tuple[tuple[str, dict[str, Any]], ...] = ()
+    public: bool = False  # no credentials needed (else 401 is added)
+    also: tuple[tuple[int, dict[str, Any]], ...] = ()  # other successes: (status, schema)
+
+
+OPERATIONS: tuple[Op, ...] = (
+    Op("get", "/api/health", "liveness and what the hub runs", ref("Health"), public=True),
+    Op("get", "/api/openapi.json", "this document", ref("OpenAPI"), public=True),
+    Op("get", "/api/devices", "every device, with exposes and state", array(ref("Device"))),
+    Op("get", "/api/devices/{id}", "one device", ref("Device"), (404,)),
+    Op("patch", "/api/devices/{id}", "rename a device or move it to a room", ref("Device"), (404, 422),
+       body=DEVICE_PATCH),
+    Op("post", "/api/devices/{id}/set", "change a device; answers with the state the device confirmed",
+       ref("SetResult"), (404, 409, 422, 503, 504), body="DeviceSet"),
+    Op("get", "/api/ws", "WebSocket of live events (browsers pass ?token=)", None, (400,), status=101),
+    Op("get", "/api/media", "a page of the media library, newest first", ref("MediaPage"), (422,),
+       query=MEDIA_QUERY),
+    Op("get", "/api/media/sync", "sync progress and the last report", ref("SyncStatus")),
+    Op("post", "/api/media/sync", "start a sync pass now", ref("SyncStarted"), (409,),
+       also=((202, ref("SyncStarted")),)),
+    Op("post", "/api/media/{id}/play", "play a file on a projector (sends it a signed URL)", ref("Played"),
+       (404, 409, 422, 503, 504), body=PLAY),
+    Op("get", "/api/cloud", "whether the hub is linked to the operator cloud", ref("Cloud")),
+    Op("post", "/api/cloud/link", "start linking (RFC 8628 device code to show the household)",
+       ref("LinkState"), (422, 502), status=202, body=LINK),
+    Op("delete", "/api/cloud/link", "forget the cloud link (files stay)", ref("Unlinked")),
+)
 
 
 def device_set_schema(exposes) -> dict[str, Any]:
@@ -30,29 +137,59 @@ def device_set_schema(exposes) -> dict[str, Any]:
     return {"type": "object", "properties": props, "additionalProperties": False, "minProperties": 1}
 
 
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _path_params(path: str, device_ids: list[str]) -> list[dict[str, Any]]:
+    if "{id}" not in path:
+        return []
+    if path.startswith("/api/media/"):
+        schema: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+    else:
+        schema = {"type": "string", **({"examples": device_ids[:5]} if device_ids else {})}
+    return [{"name": "id", "in": "path", "required": True, "schema": schema}]
+
+
+def _operation(op: Op, device_ids: list[str]) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    if op.ok is None:
+        responses[str(op.status)] = {"description": "switching protocols"}
+    else:
+        responses[str(op.status)] = {"description": "OK", "content": _json(op.ok)}
+    for status, schema in op.also:
+        responses[str(status)] = {"description": "OK", "content": _json(schema)}
+    for code in (*op.errors, *(() if op.public else (401,))):
+        if code == 400:
+            responses["400"] = {"description": ERRORS[400], "content": {"text/plain": {"schema": STR}}}
+        else:
+            responses[str(code)] = {"description": ERRORS[code], "content": _json(ref("Error"))}
+    out: dict[str, Any] = {"summary": op.summary, "responses": responses}
+    params = _path_params(op.path, device_ids) + [
+        {"name": name, "in": "query", "required": False, "schema": schema} for name, schema in op.query]
+    if params:
+        out["parameters"] = params
+    if op.body is not None:
+        schema = ref(op.body) if isinstance(op.body, str) else op.body
+        out["requestBody"] = {"required": True, "content": _json(schema)}
+    if op.public:
+        out["security"] = []
+    return out
+
+
 def openapi(hub: "Hub") -> dict[str, Any]:
-    schemas: dict[str, Any] = {
-        "Error": {"type": "object", "required": ["error"], "properties": {
-            "error": {"type": "string"}, "field": {"type": "string"}, "rule": {"type": "string"}}},
-        "Expose": {"type": "object", "required": ["type", "name", "access"], "properties": {
-            "type": {"enum": ["binary", "numeric", "enum", "action", "text", "color"]},
-            "name": {"type": "string"}, "label": {"type": "string"},
-            "access": {"type": "integer", "description": "bitmask: 1 state, 2 set, 4 get"}}},
-        "Device": {"type": "object", "required": ["id", "name", "driver", "online", "exposes", "state"],
-                   "properties": {
-                       "id": {"type": "string"}, "name": {"type": "string"}, "driver": {"type": "string"},
-                       "model": {"type": "string"}, "room": {"type": "string"}, "online": {"type": "boolean"},
-                       "exposes": {"type": "array", "items": {"$ref": "#/components/schemas/Expose"}},
-                       "state": {"type": "object"}, "error": {"type": "string"}}},
-        "Health": {"type": "object", "properties": {"status": {"const": "ok"},
-                                                     "mqtt": {"enum": ["connected", "disconnected"]}}},
-    }
+    schemas: dict[str, Any] = dict(SCHEMAS)
     set_bodies = []
     for dev in hub.registry.devices.values():
         name = f"Set_{dev.id}"
         schemas[name] = {**device_set_schema(dev.info.exposes), "title": f"set {dev.name}"}
-        set_bodies.append({"$ref": f"#/components/schemas/{name}"})
-    device_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+        set_bodies.append(ref(name))
+    # anyOf, not oneOf: two devices of one kind have the same body, which oneOf would forbid
+    schemas["DeviceSet"] = {"anyOf": set_bodies} if set_bodies else {"type": "object", "minProperties": 1}
+    device_ids = sorted(hub.registry.devices)
+    paths: dict[str, Any] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, device_ids)
     return {
         "openapi": "3.1.0",
         "info": {"title": "hub", "version": __version__,
@@ -60,30 +197,5 @@ def openapi(hub: "Hub") -> dict[str, Any]:
         "components": {"schemas": schemas,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
-        "paths": {
-            "/api/health": {"get": {"summary": "liveness; no auth", "security": [],
-                                    "responses": {"200": {"description": "OK", "content": {
-                                        "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}}},
-            "/api/devices": {"get": {"summary": "every device, with exposes and state", "responses": {
-                "200": {"description": "OK", "content": {"application/json": {"schema": {
-                    "type": "array", "items": {"$ref": "#/components/schemas/Device"}}}}},
-                **_responses(401)}}},
-            "/api/devices/{id}": {
-                "get": {"summary": "one device", "parameters": [device_id], "responses": {
-                    "200": {"description": "OK", "content": {"application/json": {"schema": {
-                        "$ref": "#/components/schemas/Device"}}}}, **_responses(401, 404)}},
-                "patch": {"summary": "rename a device or move it to a room", "parameters": [device_id],
-                          "requestBody": {"content": {"application/json": {"schema": {
-                              "type": "object", "additionalProperties": False,
-                              "properties": {"name": {"type": "string"}, "room": {"type": "string"}}}}}},
-                          "responses": _responses(200, 401, 404, 422)}},
-            "/api/devices/{id}/set": {"post": {
-                "summary": "change a device; answers with the state the device confirmed",
-                "parameters": [device_id],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "oneOf": set_bodies} if set_bodies else {"type": "object"}}}},
-                "responses": _responses(200, 401, 404, 409, 422, 503, 504)}},
-            "/api/ws": {"get": {"summary": "WebSocket of live events (token in ?token=)",
-                                "responses": {"101": {"description": "switching protocols"}}}},
-        },
+        "paths": paths,
     }
