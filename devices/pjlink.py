@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from hub.driver import DeviceUnreachable, Discovered, Driver
-from hub.model import Access, Action, Binary, DeviceInfo, Enum, Expose, InvalidCommand, Numeric
+from hub.model import Access, Action, Binary, DeviceInfo, Enum, Expose, InvalidCommand, NotNow, Numeric
 
 from . import pjlink_codec as pj
 from .pjlink_client import PJLinkClient
@@ -428,7 +428,7 @@ class PJLinkDriver(Driver):
             try:
                 await self._send_one(p, key, value)
             except pj.UnavailableTime:
-                raise InvalidCommand(key, self._not_now(p)) from None
+                raise NotNow(key, self._not_now(p)) from None  # PJLink ERR3: valid, but not now
             except pj.OutOfParameter:
                 raise InvalidCommand(key, "the projector refused this value (ERR2)") from None
             except pj.UndefinedCommand:

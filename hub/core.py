@@ -16,7 +16,7 @@ from .bus import Bus
 from .config import HubConfig
 from .discovery import Discovery
 from .driver import BrokerUnavailable, DeviceUnreachable, Discovered, Driver, load_drivers
-from .model import Action, Color, DeviceInfo, InvalidCommand, Numeric, valid_device_id, validate_command
+from .model import Action, Color, DeviceInfo, InvalidCommand, NotNow, Numeric, valid_device_id, validate_command
 from .mqtt import MqttLink
 from .registry import Device, Registry
 from .store import Store
@@ -423,6 +423,8 @@ class Hub:
 
 def error_status(e: BaseException) -> tuple[int, dict[str, Any]]:
     """The HTTP status (and extra fields) for an error from the command path."""
+    if isinstance(e, NotNow):  # the value is fine; the device's state conflicts (RFC 9110 §15.5.10)
+        return 409, {"field": e.field, "rule": e.rule}
     if isinstance(e, InvalidCommand):
         return 422, {"field": e.field, "rule": e.rule}
     if isinstance(e, DeviceNotFound):
