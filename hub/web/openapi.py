@@ -74,7 +74,8 @@ SCHEMAS: dict[str, Any] = {
 
 ERRORS = {
     400: "not a WebSocket upgrade", 401: "no or bad credentials", 404: "no such resource",
-    409: "conflict: the device is offline, or the hub is not linked to a cloud",
+    409: "conflict: the device is offline or can't do it in its current state (a projector in standby; "
+         "names the field and the rule), or the hub is not linked to a cloud",
     422: "invalid input (names the field and the rule)", 502: "the cloud did not answer",
     503: "MQTT broker unreachable",
     504: "the device did not confirm in time (the command may still apply later)",
@@ -106,20 +107,28 @@ class Op:
     query: tuple[tuple[str, dict[str, Any]], ...] = ()
     public: bool = False  # no credentials needed (else 401 is added)
     also: tuple[tuple[int, dict[str, Any]], ...] = ()  # other successes: (status, schema)
+    links: tuple[tuple[str, str, str], ...] = ()  # (name, operationId, id expression) from the success body
+
+    @property
+    def operation_id(self) -> str:
+        """`get_api_devices_id` for GET /api/devices/{id}: stable, so links and clients can name it."""
+        return f"{self.method}_" + self.path.strip("/").replace("/", "_").replace("{", "").replace("}", "").replace(".", "_")
 
 
 OPERATIONS: tuple[Op, ...] = (
     Op("get", "/api/health", "liveness and what the hub runs", ref("Health"), public=True),
     Op("get", "/api/openapi.json", "this document", ref("OpenAPI"), public=True),
-    Op("get", "/api/devices", "every device, with exposes and state", array(ref("Device"))),
+    Op("get", "/api/devices", "every device, with exposes and state", array(ref("Device")),
+          links=(("device", "get_api_devices_id", "$response.body#/0/id"),)),
     Op("get", "/api/devices/{id}", "one device", ref("Device"), (404,)),
     Op("patch", "/api/devices/{id}", "rename a device or move it to a room", ref("Device"), (404, 422),
        body=DEVICE_PATCH),
-    Op("post", "/api/devices/{id}/set", "change a device; answers with the state the device confirmed",
+    Op("post", "/api/devices/{id}/set", "change a device; answers with the state the device confirmed "
+       "(each device's own body is under /api/devices/<its id>/set)",
        ref("SetResult"), (404, 409, 422, 503, 504), body="DeviceSet"),
     Op("get", "/api/ws", "WebSocket of live events (browsers pass ?token=)", None, (400,), status=101),
     Op("get", "/api/media", "a page of the media library, newest first", ref("MediaPage"), (422,),
-       query=MEDIA_QUERY),
+       query=MEDIA_QUERY, links=(("play", "post_api_media_id_play", "$response.body#/items/0/id"),)),
     Op("get", "/api/media/sync", "sync progress and the last report", ref("SyncStatus")),
     Op("post", "/api/media/sync", "start a sync pass now", ref("SyncStarted"), (409,),
        also=((202, ref("SyncStarted")),)),
@@ -146,6 +155,8 @@ def _path_params(path: str, device_ids: list[str]) -> list[dict[str, Any]]:
         return []
     if path.startswith("/api/media/"):
         schema: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+    elif path.endswith("/set"):
+        schema = {"type": "string"}  # which body fits depends on the device: see its own path
     else:
         schema = {"type": "string", **({"examples": device_ids[:5]} if device_ids else {})}
     return [{"name": "id", "in": "path", "required": True, "schema": schema}]
@@ -157,6 +168,9 @@ def _operation(op: Op, device_ids: list[str]) -> dict[str, Any]:
         responses[str(op.status)] = {"description": "switching protocols"}
     else:
         responses[str(op.status)] = {"description": "OK", "content": _json(op.ok)}
+    if op.links:
+        responses[str(op.status)]["links"] = {
+            name: {"operationId": target, "parameters": {"id": expr}} for name, target, expr in op.links}
     for status, schema in op.also:
         responses[str(status)] = {"description": "OK", "content": _json(schema)}
     for code in (*op.errors, *(() if op.public else (401,))):
@@ -164,7 +178,7 @@ def _operation(op: Op, device_ids: list[str]) -> dict[str, Any]:
             responses["400"] = {"description": ERRORS[400], "content": {"text/plain": {"schema": STR}}}
         else:
             responses[str(code)] = {"description": ERRORS[code], "content": _json(ref("Error"))}
-    out: dict[str, Any] = {"summary": op.summary, "responses": responses}
+    out: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary, "responses": responses}
     params = _path_params(op.path, device_ids) + [
         {"name": name, "in": "query", "required": False, "schema": schema} for name, schema in op.query]
     if params:
@@ -190,6 +204,14 @@ def openapi(hub: "Hub") -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = _operation(op, device_ids)
+    template = next(op for op in OPERATIONS if op.path == "/api/devices/{id}/set")
+    for dev in hub.registry.devices.values():
+        # One path per device: its set body is exact there (the template's is only "one of them").
+        one = _operation(template, device_ids)
+        one.pop("parameters")
+        one.update(operationId=f"set_{dev.id}", summary=f"change {dev.name}",
+                   requestBody={"required": True, "content": _json(ref(f"Set_{dev.id}"))})
+        paths[f"/api/devices/{dev.id}/set"] = {"post": one, "x-instance-of": template.path}
     return {
         "openapi": "3.1.0",
         "info": {"title": "hub", "version": __version__,
