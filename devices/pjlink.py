@@ -26,7 +26,7 @@ from hub.model import Access, Action, Binary, DeviceInfo, Enum, Expose, InvalidC
 
 from . import pjlink_codec as pj
 from .pjlink_client import PJLinkClient
-from .pjlink_identity import Identity, mismatch, probe
+from .pjlink_identity import Identity, move_refusal
 from .pjlink_player import MediaPlayer, PlayerUpdate
 from .pjlink_search import PJLinkUdp, SearchAck, StatusNotice, UdpEvent
 
@@ -543,13 +543,16 @@ class PJLinkDriver(Driver):
 
     async def _check_move(self, p: _Projector, host: str, port: int) -> None:
         """Follow a projector to a new address only if TCP there says it is the same unit."""
+        new = PJLinkClient(host, port, self._password(p), timeout=self.options.timeout)
         try:
-            refusal = await self._move_refusal(p, host, port)
+            assert p.identity is not None and p.client is not None
+            refusal = await move_refusal(p.identity, p.client, new)
         except Exception:  # a bug must not leave the projector stuck as "moving"
             log.exception("pjlink %s: checking %s:%s failed", p.id, host, port)
             refusal = "the check failed"
         finally:
             p.moving = False
+            await new.close()
         if refusal is not None:
             self._error(p, f"{host}:{port} claimed to be this projector; ignored: {refusal}")
             return
@@ -559,25 +562,6 @@ class PJLinkDriver(Driver):
         p.host, p.port = host, port
         p.wake.set()
         self._announce(p)
-
-    async def _move_refusal(self, p: _Projector, host: str, port: int) -> str | None:
-        """Why not to follow (None: follow). The old address is asked first, so while the real
-        projector still answers there no other host ever gets a response to its challenge."""
-        assert p.identity is not None and p.client is not None
-        try:
-            if mismatch(p.identity, await probe(p.client)) is None:
-                return f"the projector still answers at {p.host}:{p.port}"
-        except (DeviceUnreachable, pj.AuthenticationFailed):
-            pass  # gone from there (or someone else is): check the new address
-        client = PJLinkClient(host, port, self._password(p), timeout=self.options.timeout)
-        try:
-            return mismatch(p.identity, await probe(client))
-        except DeviceUnreachable:
-            return "it does not answer PJLink over TCP"
-        except pj.AuthenticationFailed:
-            return "it does not accept the projector's password"
-        finally:
-            await client.close()
 
     async def search(self, target: tuple[str, int] | None = None, window: float = 2.0) -> dict[str, str]:
         """One Class 2 search (to search_address unless `target` is given); mac → IP of each reply."""

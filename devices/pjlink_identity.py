@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hub.driver import DeviceUnreachable
+
 from . import pjlink_codec as pj
 from .pjlink_client import PJLinkClient
 
@@ -60,3 +62,22 @@ async def probe(client: PJLinkClient) -> Identity:
         model=await ask("INF2"),
         auth_required=bool(client.auth_required),
     )
+
+
+async def move_refusal(known: Identity, old: PJLinkClient, new: PJLinkClient) -> str | None:
+    """Why not to follow a projector from `old`'s address to `new`'s; None: follow.
+
+    The old address is asked first: while the real projector still answers there, the claim is
+    false, and the new host never gets a session (nor a response to a password challenge).
+    """
+    try:
+        if mismatch(known, await probe(old)) is None:
+            return f"the projector still answers at {old.host}:{old.port}"
+    except (DeviceUnreachable, pj.AuthenticationFailed):
+        pass  # gone from there (or someone else is there now): check the new address
+    try:
+        return mismatch(known, await probe(new))
+    except DeviceUnreachable:
+        return "it does not answer PJLink over TCP"
+    except pj.AuthenticationFailed:
+        return "it does not accept the projector's password"
