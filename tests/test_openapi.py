@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -61,7 +62,7 @@ def test_public_operations_are_only_health_and_the_document(tmp_path: Path) -> N
 
 
 @pytest.fixture
-async def house(running: RunningHub, tmp_path: Path) -> AsyncIterator[None]:
+async def house(running: RunningHub, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
     """Like the demo: a lamp that confirms, a device that never answers, the projector with its
     media player, and a film synced from the operator cloud into the library."""
     hub = running.hub
@@ -79,21 +80,24 @@ async def house(running: RunningHub, tmp_path: Path) -> AsyncIterator[None]:
         with hub.bus.subscribe() as sub:
             async with s.post(f"{running.url}/api/media/sync") as r:
                 assert r.status == 202, await r.text()
-            while not (await (await s.get(f"{running.url}/api/media")).json())["items"]:
+            while not (items := (await (await s.get(f"{running.url}/api/media")).json())["items"]):
                 await asyncio.wait_for(sub.get(), 20)  # sync_progress events until the film is in
         for peer in peers:
             await peer.start()
             await advertise(aiozc, peer.id)
         await projector.start()
 
+        def projector_id() -> str | None:
+            return next((d.id for d in hub.registry.devices.values()
+                         if d.info.driver == "pjlink" and d.info.expose("media_url") and d.state.online), None)
+
         def ready() -> bool:
-            online = [d for d in hub.registry.devices.values() if d.state.online]
-            return {p.id for p in peers} <= {d.id for d in online} and any(
-                d.info.driver == "pjlink" and d.info.expose("media_url") for d in online)
+            online = {d.id for d in hub.registry.devices.values() if d.state.online}
+            return {p.id for p in peers} <= online and projector_id() is not None
 
         try:
             await until(hub, ready, 30, "lamp, silent device and projector with its player online")
-            yield
+            yield {"FUZZ_MEDIA_ID": str(items[0]["id"]), "FUZZ_PROJECTOR": str(projector_id())}
         finally:
             await projector.stop()
             for peer in peers:
@@ -102,7 +106,7 @@ async def house(running: RunningHub, tmp_path: Path) -> AsyncIterator[None]:
 
 
 async def test_schemathesis_finds_no_server_error_and_no_schema_break(
-    running: RunningHub, house: None, tmp_path: Path
+    running: RunningHub, house: dict[str, str], tmp_path: Path
 ) -> None:
     running.hub.config.command_timeout = 0.2  # the silent device's 504s stay quick
     report = tmp_path / "schemathesis.json"
@@ -112,6 +116,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_break(
         "--max-examples", str(MAX_EXAMPLES), "--workers", "2",
         "--request-timeout", "10", "--report", "json", "--report-json-path", str(report),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
+        env={**os.environ, **house},
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), 150)

@@ -82,8 +82,8 @@ ERRORS = {
 }
 
 DEVICE_PATCH = {"type": "object", "additionalProperties": False, "properties": {  # null or absent: unchanged
-    "name": nullable({"type": "string", "minLength": 1, "maxLength": 80}),
-    "room": nullable({"type": "string", "maxLength": 80})}}
+    "name": {**nullable({"type": "string", "minLength": 1, "maxLength": 80}), "description": "null: unchanged"},
+    "room": {**nullable({"type": "string", "maxLength": 80}), "description": "null: unchanged; \"\": the driver's"}}}
 PLAY = PlayBody.model_json_schema()  # the same models the handlers validate with
 LINK = LinkBody.model_json_schema()
 MEDIA_QUERY = (
