@@ -91,3 +91,39 @@ async def test_mqtt_set_beyond_its_bound_gets_an_error_result(running: RunningHu
 
         await c.publish(topic, json.dumps({"brightness": 1}), qos=1)  # the bound is free again
         assert (await asyncio.wait_for(results(1), 30))[0]["code"] == 409
+
+
+class StalledMqtt:
+    """A broker link whose publishes wait until the test releases them (unit test of the bounds)."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.published: list[tuple[str, dict]] = []
+
+    async def publish(self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False) -> None:
+        await self.release.wait()
+        self.published.append((topic, json.loads(payload)))
+
+
+async def test_mqtt_refusals_are_bounded_too(tmp_path) -> None:
+    """Even the refusals can't grow without bound: past MQTT_REFUSALS_IN_FLIGHT they are dropped and counted."""
+    from hub.config import HubConfig
+    from hub.core import MQTT_REFUSALS_IN_FLIGHT, Hub
+
+    hub = Hub(HubConfig(data_dir=tmp_path))  # constructed, not started: commands for no device fail at once
+    mqtt = StalledMqtt()
+    hub.mqtt = mqtt  # type: ignore[assignment]
+    flood = MQTT_COMMANDS_IN_FLIGHT + MQTT_REFUSALS_IN_FLIGHT + EXTRA
+    for _ in range(flood):
+        hub._on_mqtt_set("hub/nothing/set", b'{"on": true}', False)
+    assert len(hub._tasks) == MQTT_COMMANDS_IN_FLIGHT + MQTT_REFUSALS_IN_FLIGHT  # each waits on its publish
+    assert hub.mqtt_refusals_dropped == EXTRA
+    mqtt.release.set()
+    await asyncio.gather(*list(hub._tasks))
+    codes = [result["code"] for _, result in mqtt.published]
+    assert codes.count(404) == MQTT_COMMANDS_IN_FLIGHT and codes.count(429) == MQTT_REFUSALS_IN_FLIGHT
+    hub._on_mqtt_set("hub/nothing/set", b'{"on": true}', False)  # room again
+    await asyncio.gather(*list(hub._tasks))
+    assert mqtt.published[-1][1]["code"] == 404
