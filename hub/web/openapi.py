@@ -1,12 +1,13 @@
 """OpenAPI 3.1 for the REST API: a table of operations; each device's set body comes from its exposes.
 
 To describe a new route, add one `Op` to OPERATIONS (and its response schema to SCHEMAS when it
-is new); tests/test_openapi.py fails while any `/api/` route of the app is missing here.
+is new), e.g. `Op("get", "/api/scenes/{id}", "one scene", ref("Scene"), (404,))`;
+tests/test_openapi.py fails while any `/api/` route of the app is missing here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
@@ -86,6 +87,8 @@ DEVICE_PATCH = {"type": "object", "additionalProperties": False, "properties": {
     "room": {**nullable({"type": "string", "maxLength": 80}), "description": "null: unchanged; \"\": the driver's"}}}
 PLAY = PlayBody.model_json_schema()  # the same models the handlers validate with
 LINK = LinkBody.model_json_schema()
+DEVICE_ID = {"type": "string"}  # a device's id: the document lists today's as examples
+MEDIA_ID = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}  # a SQLite INTEGER
 MEDIA_QUERY = (
     ("kind", {"type": "string", "maxLength": 40}), ("q", {"type": "string", "maxLength": 200}),
     ("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
@@ -108,24 +111,26 @@ class Op:
     public: bool = False  # no credentials needed (else 401 is added)
     also: tuple[tuple[int, dict[str, Any]], ...] = ()  # other successes: (status, schema)
     links: tuple[tuple[str, str, str], ...] = ()  # (name, operationId, id expression) from the success body
+    id: dict[str, Any] = field(default_factory=lambda: dict(STR))  # the schema of `{id}` in the path
 
     @property
     def operation_id(self) -> str:
         """`get_api_devices_id` for GET /api/devices/{id}: stable, so links and clients can name it."""
-        return f"{self.method}_" + self.path.strip("/").replace("/", "_").replace("{", "").replace("}", "").replace(".", "_")
+        words = self.path.strip("/").replace("{", "").replace("}", "").replace(".", "_").split("/")
+        return "_".join((self.method, *words))
 
 
 OPERATIONS: tuple[Op, ...] = (
     Op("get", "/api/health", "liveness and what the hub runs", ref("Health"), public=True),
     Op("get", "/api/openapi.json", "this document", ref("OpenAPI"), public=True),
     Op("get", "/api/devices", "every device, with exposes and state", array(ref("Device")),
-          links=(("device", "get_api_devices_id", "$response.body#/0/id"),)),
-    Op("get", "/api/devices/{id}", "one device", ref("Device"), (404,)),
+       links=(("device", "get_api_devices_id", "$response.body#/0/id"),)),
+    Op("get", "/api/devices/{id}", "one device", ref("Device"), (404,), id=DEVICE_ID),
     Op("patch", "/api/devices/{id}", "rename a device or move it to a room", ref("Device"), (404, 422),
-       body=DEVICE_PATCH),
+       body=DEVICE_PATCH, id=DEVICE_ID),
     Op("post", "/api/devices/{id}/set", "change a device; answers with the state the device confirmed "
        "(each device's own body is under /api/devices/<its id>/set)",
-       ref("SetResult"), (404, 409, 422, 503, 504), body="DeviceSet"),
+       ref("SetResult"), (404, 409, 422, 503, 504), body="DeviceSet"),  # no id examples: see each device's path
     Op("get", "/api/ws", "WebSocket of live events (browsers pass ?token=)", None, (400,), status=101),
     Op("get", "/api/media", "a page of the media library, newest first", ref("MediaPage"), (422,),
        query=MEDIA_QUERY, links=(("play", "post_api_media_id_play", "$response.body#/items/0/id"),)),
@@ -133,7 +138,7 @@ OPERATIONS: tuple[Op, ...] = (
     Op("post", "/api/media/sync", "start a sync pass now", ref("SyncStarted"), (409,),
        also=((202, ref("SyncStarted")),)),
     Op("post", "/api/media/{id}/play", "play a file on a projector (sends it a signed URL)", ref("Played"),
-       (404, 409, 422, 503, 504), body=PLAY),
+       (404, 409, 422, 503, 504), body=PLAY, id=MEDIA_ID),
     Op("get", "/api/cloud", "whether the hub is linked to the operator cloud", ref("Cloud")),
     Op("post", "/api/cloud/link", "start linking (RFC 8628 device code to show the household)",
        ref("LinkState"), (422, 502), status=202, body=LINK),
@@ -150,15 +155,12 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _path_params(path: str, device_ids: list[str]) -> list[dict[str, Any]]:
-    if "{id}" not in path:
+def _path_params(op: Op, device_ids: list[str]) -> list[dict[str, Any]]:
+    if "{id}" not in op.path:
         return []
-    if path.startswith("/api/media/"):
-        schema: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
-    elif path.endswith("/set"):
-        schema = {"type": "string"}  # which body fits depends on the device: see its own path
-    else:
-        schema = {"type": "string", **({"examples": device_ids[:5]} if device_ids else {})}
+    schema = dict(op.id)
+    if op.id is DEVICE_ID and device_ids:
+        schema["examples"] = device_ids[:5]
     return [{"name": "id", "in": "path", "required": True, "schema": schema}]
 
 
@@ -179,7 +181,7 @@ def _operation(op: Op, device_ids: list[str]) -> dict[str, Any]:
         else:
             responses[str(code)] = {"description": ERRORS[code], "content": _json(ref("Error"))}
     out: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary, "responses": responses}
-    params = _path_params(op.path, device_ids) + [
+    params = _path_params(op, device_ids) + [
         {"name": name, "in": "query", "required": False, "schema": schema} for name, schema in op.query]
     if params:
         out["parameters"] = params
