@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from hub.driver import DeviceUnreachable, Discovered, Driver
-from hub.model import Access, Action, Binary, DeviceInfo, Enum, Expose, InvalidCommand, Numeric
+from hub.model import Access, Action, Binary, DeviceInfo, Enum, Expose, InvalidCommand, NotNow, Numeric
 
 from . import pjlink_codec as pj
 from .pjlink_client import PJLinkClient
+from .pjlink_identity import Identity, move_refusal
 from .pjlink_player import MediaPlayer, PlayerUpdate
 from .pjlink_search import PJLinkUdp, SearchAck, StatusNotice, UdpEvent
 
@@ -86,6 +87,9 @@ class _Projector:
     manufacturer: str = ""
     model: str = ""
     pj_class: int = 1
+    serial: str = ""  # PJLink SNUM (Class 2)
+    identity: Identity | None = None  # what answered at `host` once the static queries succeeded
+    moving: bool = False  # a check of a new address is in flight (one at a time)
     inputs: dict[str, str] = field(default_factory=dict)  # input name → code
     values: dict[str, Any] = field(default_factory=dict)
     unsupported: set[str] = field(default_factory=set)
@@ -214,6 +218,9 @@ class PJLinkDriver(Driver):
         p = self._projector(device_id, mac)
         if p is None:
             return
+        if p.identity is not None and (host, port) != (p.host, p.port):
+            self._consider_move(p, host, port)  # follow only once TCP says it is the same unit
+            return
         p.label = p.label or label
         if not p.static_loaded:
             p.pj_class = max(p.pj_class, pj_class)
@@ -321,6 +328,8 @@ class PJLinkDriver(Driver):
         p.name = (await self._ask(p, "NAME") or "").strip()
         p.manufacturer = (await self._ask(p, "INF1") or "").strip()
         p.model = (await self._ask(p, "INF2") or "").strip()
+        if p.pj_class >= 2:
+            p.serial = (await self._ask(p, "SNUM", 2) or "").strip()
         codes: tuple[str, ...] = ()
         raw = await self._ask(p, "INST", p.pj_class)
         if raw is not None:
@@ -336,6 +345,8 @@ class PJLinkDriver(Driver):
             inputs[label] = code
         p.inputs = inputs
         p.static_loaded = True
+        assert p.client is not None
+        p.identity = Identity(p.pj_class, p.serial, p.manufacturer, p.model, bool(p.client.auth_required))
         self._announce(p)
 
     async def _poll(self, p: _Projector) -> None:
@@ -417,7 +428,7 @@ class PJLinkDriver(Driver):
             try:
                 await self._send_one(p, key, value)
             except pj.UnavailableTime:
-                raise InvalidCommand(key, self._not_now(p)) from None
+                raise NotNow(key, self._not_now(p)) from None  # PJLink ERR3: valid, but not now
             except pj.OutOfParameter:
                 raise InvalidCommand(key, "the projector refused this value (ERR2)") from None
             except pj.UndefinedCommand:
@@ -477,25 +488,25 @@ class PJLinkDriver(Driver):
 
     def _on_udp(self, ev: UdpEvent, source: str) -> None:
         """Search replies attach projectors; status notifications update state (PJLink v2.00 "Status Notification Protocol")."""
-        if isinstance(ev, SearchAck):
-            known = self._projectors.get(device_id_for(ev.mac))
-            if known is not None and known.host == source:
-                known.wake.set()  # already talking to it (maybe on a port mDNS told us)
-            else:
-                self._attach(device_id_for(ev.mac), ev.mac, source, self.options.port)
+        if isinstance(ev, SearchAck):  # PJLinkUdp delivers one only while our search is in flight
+            self._announced_at(ev.mac, source)
             return
         if not isinstance(ev, StatusNotice):
             log.debug("pjlink udp from %s: %s %r", source, ev.reason, ev.data)
             return
         at_source = [p for p in self._projectors.values() if p.host == source]
         if ev.command == "LKUP":
-            with contextlib.suppress(ValueError):
+            try:
                 mac = pj.normalize_mac(ev.value)
-                at_source = [p for p in self._projectors.values() if p.mac == mac] or at_source
-                if not at_source:
-                    self._attach(device_id_for(mac), mac, source, self.options.port)
-            for p in at_source:
-                p.wake.set()
+            except ValueError:
+                for p in at_source:
+                    p.wake.set()  # a garbled LKUP from a projector we know: just ask it
+                return
+            if device_id_for(mac) in self._projectors or (self.udp is not None and self.udp.searching):
+                self._announced_at(mac, source)
+            else:
+                # Unsolicited and unknown: anyone can send one; the next search finds a real unit.
+                log.debug("pjlink: LKUP for unknown %s from %s outside a search; ignored", mac, source)
             return
         if len(at_source) != 1:
             for p in at_source:  # several projectors share the address: ask each
@@ -515,13 +526,60 @@ class PJLinkDriver(Driver):
         except pj.BadReply as e:
             self._error(p, f"notification: {e}")
 
-    async def _search_loop(self) -> None:
+    def _announced_at(self, mac: str, source: str) -> None:
+        """A search reply or LKUP says projector `mac` is at `source`."""
+        device_id = device_id_for(mac)
+        known = self._projectors.get(device_id)
+        if known is not None and known.host == source:
+            known.wake.set()  # already talking to it (maybe on a port mDNS told us)
+        else:
+            self._attach(device_id, mac, source, self.options.port)
+
+    def _consider_move(self, p: _Projector, host: str, port: int) -> None:
+        if p.moving or self._stopping:
+            return  # one check at a time per projector: a flood of claims costs one probe
+        p.moving = True
+        self._spawn(self._check_move(p, host, port), f"pjlink-move-{p.id}")
+
+    async def _check_move(self, p: _Projector, host: str, port: int) -> None:
+        """Follow a projector to a new address only if TCP there says it is the same unit."""
+        new = PJLinkClient(host, port, self._password(p), timeout=self.options.timeout)
+        try:
+            assert p.identity is not None and p.client is not None
+            refusal = await move_refusal(p.identity, p.client, new)
+        except Exception:  # a bug must not leave the projector stuck as "moving"
+            log.exception("pjlink %s: checking %s:%s failed", p.id, host, port)
+            refusal = "the check failed"
+        finally:
+            p.moving = False
+            await new.close()
+        if refusal is not None:
+            self._error(p, f"{host}:{port} claimed to be this projector; ignored: {refusal}")
+            return
+        log.info("pjlink %s moved from %s:%s to %s:%s (checked over TCP)", p.id, p.host, p.port, host, port)
+        assert p.client is not None
+        p.client.retarget(host, port, self._password(p))
+        p.host, p.port = host, port
+        p.wake.set()
+        self._announce(p)
+
+    async def search(self, target: tuple[str, int] | None = None, window: float = 2.0) -> dict[str, str]:
+        """One Class 2 search (to search_address unless `target` is given); mac → IP of each reply."""
         o = self.options
-        assert self.udp is not None and o.search_address
+        if self.udp is None:
+            raise RuntimeError("pjlink: no UDP socket to search with")
+        if target is None:
+            if not o.search_address:
+                raise RuntimeError("pjlink: no search_address configured")
+            target = (o.search_address, o.port)
+        found = await self.udp.search(target, window)
+        log.debug("pjlink search found %d projector(s)", len(found))
+        return found
+
+    async def _search_loop(self) -> None:
         while True:
-            found = await self.udp.search((o.search_address, o.port))
-            log.debug("pjlink search found %d projector(s)", len(found))
-            await asyncio.sleep(o.search_interval)
+            await self.search()
+            await asyncio.sleep(self.options.search_interval)
 
     # ---------------------------------------------------------------- the Homie media player
 

@@ -64,6 +64,7 @@ class PJLinkClient:
         self.clock = clock
         self.connections_opened = 0  # TCP connections opened so far (reported per 100 commands)
         self.commands_sent = 0
+        self.auth_required: bool | None = None  # what the last greeting said (None: not greeted yet)
         self._lock = asyncio.Lock()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -142,6 +143,7 @@ class PJLinkClient:
         if isinstance(ev, AuthRejected):
             self._drop()
             raise AuthenticationFailed(f"{self.host}:{self.port} rejected the connection (ERRA)")
+        self.auth_required = ev.auth_required
         if ev.auth_required and self.password is None:
             self._drop()
             raise AuthenticationFailed(f"{self.host}:{self.port} requires a password; none configured")

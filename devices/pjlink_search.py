@@ -4,6 +4,10 @@ PJLink v2.00 "Search protocol" and "Status Notification Protocol": the controlle
 `%2SRCH\\r`; each Class 2 projector answers `%2ACKN=<mac>\\r`; projectors send `%2LKUP=<mac>`,
 `%2POWR=`, `%2INPT=`, `%2ERST=` unprompted. Datagrams are at most 25 bytes in the spec; we
 accept up to one 136-byte line per CR and treat the rest as garbage.
+
+Trust: an ACKN is an answer to OUR search, so one that arrives while no search of ours is in
+flight is dropped here; anyone on the LAN can send one. What an accepted ACKN or LKUP may change
+is the driver's decision (devices/pjlink.py: a known projector moves only after a TCP check).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ log = logging.getLogger(__name__)
 
 SEARCH_REQUEST: Final = b"%2SRCH\r"
 NOTIFY_COMMANDS: Final = frozenset({"POWR", "INPT", "ERST", "LKUP"})
+MAX_ACKS: Final = 1024  # distinct MACs one search collects; a real LAN has a handful of projectors
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,12 @@ class PJLinkUdp:
         self.requested_port = port
         self._transport: asyncio.DatagramTransport | None = None
         self._acks: dict[str, str] | None = None
+        self._one_search = asyncio.Lock()  # replies are matched to the one search in flight
+
+    @property
+    def searching(self) -> bool:
+        """True while a search we started collects replies."""
+        return self._acks is not None
 
     @property
     def port(self) -> int:
@@ -108,22 +119,28 @@ class PJLinkUdp:
 
     async def search(self, target: tuple[str, int], window: float = 2.0) -> dict[str, str]:
         """Send `%2SRCH` to target (broadcast or unicast); collect ACKNs for `window` s: mac → IP."""
-        if self._transport is None:
-            raise RuntimeError("PJLinkUdp not started")
-        acks: dict[str, str] = {}
-        self._acks = acks
-        try:
-            self._transport.sendto(SEARCH_REQUEST, target)
-            await asyncio.sleep(window)  # a collection window: replies arrive while we wait
-        except OSError as e:
-            log.warning("pjlink search to %s:%s failed: %s", target[0], target[1], e)
-        finally:
-            self._acks = None
-        return acks
+        async with self._one_search:
+            if self._transport is None:
+                raise RuntimeError("PJLinkUdp not started")
+            acks: dict[str, str] = {}
+            self._acks = acks
+            try:
+                self._transport.sendto(SEARCH_REQUEST, target)
+                await asyncio.sleep(window)  # a collection window: replies arrive while we wait
+            except OSError as e:
+                log.warning("pjlink search to %s:%s failed: %s", target[0], target[1], e)
+            finally:
+                self._acks = None
+            return acks
 
     def _received(self, data: bytes, addr: tuple[str, int]) -> None:
         for ev in parse_datagram(data):
-            if isinstance(ev, SearchAck) and self._acks is not None:
+            if isinstance(ev, SearchAck):
+                if self._acks is None:
+                    log.debug("pjlink: %%2ACKN from %s while no search is in flight; dropped", addr[0])
+                    continue
+                if len(self._acks) >= MAX_ACKS:
+                    continue  # bounded: a flood of replies can't grow one search without end
                 self._acks.setdefault(ev.mac, addr[0])
             try:
                 self.on_event(ev, addr[0])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +36,10 @@ class MqttConfig(_Section):
         parts = urlsplit(v)
         if parts.scheme != "mqtt" or not parts.hostname:
             raise ValueError("expected mqtt://host[:port]")
-        parts.port  # noqa: B018 - raises ValueError on a bad port
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise ValueError("expected mqtt://host[:port] with a port from 0 to 65535") from None
         return v
 
     @property
@@ -95,6 +100,10 @@ class HubConfig(_Section):
 
 
 SECTIONS = ("mqtt", "http", "discovery", "history")
+# HUB_* variables that are not config keys: read by a driver or by the test tooling.
+NOT_CONFIG = frozenset({"HUB_IN_NETNS", "HUB_PJLINK_PASSWORD", "HUB_PY313_VENV"})
+# A key named like this holds a secret, wherever it is (free-form [drivers.<name>] tables too).
+SECRET_KEY = re.compile(r"pass|secret|token|key|cred|auth|psk|salt", re.IGNORECASE)
 
 
 def default_data_dir() -> Path:
@@ -109,7 +118,7 @@ def _from_env(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[st
     data: dict[str, Any] = {}
     sources: dict[tuple[str, ...], str] = {}
     for name, value in environ.items():
-        if not name.startswith("HUB_") or name in ("HUB_IN_NETNS",):
+        if not name.startswith("HUB_") or name in NOT_CONFIG:
             continue
         key = name[4:].lower()
         if key == "data":
@@ -178,8 +187,35 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         for err in e.errors():
             loc = tuple(str(p) for p in err["loc"])
             where = source_of.get(loc) or source_of.get(loc[:2]) or (str(path) if path else "defaults")
-            expected = err["msg"]
             if err["type"] == "extra_forbidden":
-                expected = "unknown key"
-            problems.append(f"{where}: {'.'.join(loc)}: {expected} (got {err.get('input')!r})")
+                problems.append(f"{where}: {'.'.join(loc)}: unknown key")  # its value is irrelevant
+            else:
+                problems.append(f"{where}: {'.'.join(loc)}: {err['msg']} ({_shown(loc, err.get('input'))})")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+
+
+def _shown(loc: tuple[str, ...], value: Any) -> str:
+    """What an error may say about the bad value: never a secret's, never a whole table."""
+    if loc[:1] == ("drivers",) or any(SECRET_KEY.search(part) for part in loc) or _is_secret_field(loc):
+        return "value hidden: it may be a secret"
+    if isinstance(value, Mapping):
+        return "got a table"
+    if isinstance(value, list | tuple):
+        return "got an array"
+    text = repr(value)
+    if isinstance(value, str) and "@" in value:
+        text = repr(re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", value))  # a URL's password
+    return f"got {text[:80]}" + ("..." if len(text) > 80 else "")
+
+
+def _is_secret_field(loc: tuple[str, ...]) -> bool:
+    """True if loc walks into a field declared SecretStr (or optional SecretStr)."""
+    model: Any = HubConfig
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return False
+        model = field.annotation
+        if model is SecretStr or SecretStr in typing.get_args(model):
+            return True
+    return False

@@ -16,13 +16,23 @@ from .bus import Bus
 from .config import HubConfig
 from .discovery import Discovery
 from .driver import BrokerUnavailable, DeviceUnreachable, Discovered, Driver, load_drivers
-from .model import Action, Color, DeviceInfo, InvalidCommand, Numeric, valid_device_id, validate_command
+from .model import Action, Color, DeviceInfo, InvalidCommand, NotNow, Numeric, valid_device_id, validate_command
 from .mqtt import MqttLink
 from .registry import Device, Registry
 from .store import Store
 from .topics import BadPayload, Topics, dumps, parse_json_object
 
 log = logging.getLogger(__name__)
+
+# Commands in flight from MQTT `hub/<id>/set`, all clients together. Each holds a task and a
+# pending confirmation for up to command_timeout; a household sends a handful at a time, so
+# beyond this the sender is flooding and the command is refused at once (code 429).
+MQTT_COMMANDS_IN_FLIGHT = 256
+# Refusals still being published; past this a flood's refusals are dropped and counted.
+MQTT_REFUSALS_IN_FLIGHT = 64
+# Per WebSocket connection (hub/web/app.py answers status 429 beyond it): a UI sends one
+# command per click; a script that needs more waits for results or opens another socket.
+WS_COMMANDS_IN_FLIGHT = 32
 
 
 class DeviceNotFound(LookupError):
@@ -82,6 +92,10 @@ class Hub:
         self._publishing: set[str] = set()
         self._stack: AsyncExitStack | None = None
         self._errors_logged: set[tuple[str, str]] = set()
+        self._mqtt_sets = 0  # MQTT commands in flight (bounded by MQTT_COMMANDS_IN_FLIGHT)
+        self._mqtt_refusals = 0
+        self._mqtt_flooded = False  # a refusal was logged since the last accepted command
+        self.mqtt_refusals_dropped = 0
         self.started_at = 0.0
 
     # -- lifecycle ------------------------------------------------------------------
@@ -125,10 +139,11 @@ class Hub:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def spawn(self, coro: Awaitable[Any], name: str) -> None:
+    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -280,7 +295,34 @@ class Hub:
         device_id = self.topics.parse_set(topic)
         if device_id is None or retain:
             return  # a retained command would replay on every connect; never act on one
-        self.spawn(self._mqtt_set(device_id, payload), f"mqtt-set-{device_id}")
+        if self._mqtt_sets >= MQTT_COMMANDS_IN_FLIGHT:
+            self._refuse_mqtt_set(device_id)
+            return
+        self._mqtt_sets += 1
+        self._mqtt_flooded = False
+        task = self.spawn(self._mqtt_set(device_id, payload), f"mqtt-set-{device_id}")
+        task.add_done_callback(self._mqtt_set_done)  # a done callback runs even if cancelled unstarted
+
+    def _mqtt_set_done(self, _task: asyncio.Task[Any]) -> None:
+        self._mqtt_sets -= 1
+
+    def _refuse_mqtt_set(self, device_id: str) -> None:
+        """Too many MQTT commands in flight: say so on the result topic, without waiting."""
+        if not self._mqtt_flooded:
+            self._mqtt_flooded = True
+            log.warning("%d MQTT commands in flight; refusing more until some answer", self._mqtt_sets)
+        if self._mqtt_refusals >= MQTT_REFUSALS_IN_FLIGHT or not self.mqtt.connected:
+            self.mqtt_refusals_dropped += 1
+            return
+        result = {"status": "error", "code": 429, "error": f"too many commands in flight "
+                  f"({MQTT_COMMANDS_IN_FLIGHT}); send again when earlier ones have answered"}
+        self._mqtt_refusals += 1
+        task = self.spawn(self._publish_quietly(self.topics.set_result(device_id), dumps(result), False),
+                          "mqtt-set-refused")
+        task.add_done_callback(self._mqtt_refusal_done)
+
+    def _mqtt_refusal_done(self, _task: asyncio.Task[Any]) -> None:
+        self._mqtt_refusals -= 1
 
     async def _mqtt_set(self, device_id: str, payload: bytes) -> None:
         result: dict[str, Any]
@@ -382,6 +424,8 @@ class Hub:
 
 def error_status(e: BaseException) -> tuple[int, dict[str, Any]]:
     """The HTTP status (and extra fields) for an error from the command path."""
+    if isinstance(e, NotNow):  # the value is fine; the device's state conflicts (RFC 9110 §15.5.10)
+        return 409, {"field": e.field, "rule": e.rule}
     if isinstance(e, InvalidCommand):
         return 422, {"field": e.field, "rule": e.rule}
     if isinstance(e, DeviceNotFound):

@@ -27,6 +27,10 @@ class InvalidCommand(ValueError):
         self.rule = rule
 
 
+class NotNow(InvalidCommand):
+    """A valid command the device can't carry out in its current state (e.g. in standby): 409, not 422."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Expose:
     """One thing a device has or does; subclasses add the type's rules."""

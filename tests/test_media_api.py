@@ -136,3 +136,23 @@ def test_url_key_is_private(tmp_path: Path) -> None:
     assert s.check(7, exp[4:], sig[4:], now=1000)
     assert not s.check(8, exp[4:], sig[4:], now=1000)  # bound to the id
     assert UrlSigner(tmp_path).check(7, exp[4:], sig[4:], now=1000)  # the key persists
+
+
+async def test_numbers_beyond_sqlite_integers_are_client_errors_not_500(hub: Hub) -> None:
+    """Found by schemathesis: a 34-digit media id or offset made SQLite's binding raise (500)."""
+    huge = "9344358760484748769557223168802816"
+    r = await hub.client.post(f"/api/media/{huge}/play", json={"device": "p"})
+    assert r.status == 422 and (await r.json())["field"] == "id"
+    r = await hub.client.post(f"/api/media/{2**63}/play", json={"device": "p"})
+    assert r.status == 422
+    r = await hub.client.get("/api/media", params={"offset": huge})
+    assert r.status == 422 and (await r.json())["field"] == "offset"
+    assert (await hub.client.get(f"/media/file/{huge}", params={"exp": "9" * 5000, "sig": "ab"})).status in (403, 404)
+    assert (await hub.client.get("/media/file/1", params={"exp": "9" * 5000, "sig": "ab"})).status == 403
+
+
+@pytest.mark.parametrize("url", ["http://0", "https://" + "0" * 300, "http://999.1.1.1", "http://x:99999", "http://a b"])
+async def test_a_cloud_url_aiohttp_cannot_connect_to_is_422_not_502(hub: Hub, url: str) -> None:
+    """Found by schemathesis: `http://0` passed validation and failed later as a 502 from the cloud."""
+    r = await hub.client.post("/api/cloud/link", json={"cloud": url})
+    assert r.status == 422 and (await r.json())["field"] == "cloud"

@@ -10,7 +10,8 @@ import pytest
 
 from devices.pjlink import Backoff, PJLinkDriver, device_id_for
 from hub.driver import DeviceUnreachable, Discovered, load_drivers
-from hub.model import Access, InvalidCommand
+from hub.core import error_status
+from hub.model import Access, InvalidCommand, NotNow
 from tests.pjlink_helpers import Emulator, RecordingContext
 
 PASSWORD = "JBMIAProjectorLink"
@@ -143,9 +144,11 @@ async def test_input_in_standby_is_a_clear_error_naming_the_field(
 ) -> None:
     await found(ctx, driver, emu)
     for field, value in (("input", "HDMI2"), ("video_mute", True)):
-        with pytest.raises(InvalidCommand) as err:
+        with pytest.raises(NotNow) as err:
             await driver.send(DEV, {field: value})
         assert err.value.field == field and err.value.rule == "projector is in standby"
+        # a valid value at the wrong time conflicts with the device's state: 409, naming the field
+        assert error_status(err.value) == (409, {"field": field, "rule": "projector is in standby"})
     assert ctx.online[DEV] is True  # "not now" is not "offline"
 
 

@@ -16,6 +16,7 @@ from ..web.access import public
 from .service import MediaService, UnknownMedia
 
 SERVICE = web.AppKey("media_service", MediaService)
+SQLITE_MAX_INT = 2**63 - 1  # media ids and offsets end up as SQLite INTEGERs; beyond this it can't bind them
 
 
 class PlayBody(BaseModel):
@@ -23,16 +24,25 @@ class PlayBody(BaseModel):
     device: str = Field(min_length=1, max_length=200)
 
 
+# http(s)://host[:port][/path], where host is a DNS name (its last label starts with a letter)
+# or a dotted IPv4 address: what aiohttp can connect to (it refuses e.g. "http://0" or "http://0000").
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+CLOUD_URL = (rf"^https?://(?:{_OCTET}(?:\.{_OCTET}){{3}}|(?:{_LABEL}\.)*[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?)"
+             rf"(?::{_PORT})?(?:/[^\s]*)?$")
+
+
 class LinkBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    cloud: str = Field(min_length=1, max_length=500, pattern=r"^https?://[^\s]+$")
+    cloud: str = Field(min_length=1, max_length=500, pattern=CLOUD_URL)
 
 
 class MediaQuery(BaseModel):
     kind: str | None = Field(default=None, max_length=40)
     q: str | None = Field(default=None, max_length=200)
     limit: int = Field(default=50, ge=1, le=500)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=SQLITE_MAX_INT)
 
 
 class _FileResponse(web.FileResponse):
@@ -48,6 +58,14 @@ def _invalid(exc: ValidationError) -> web.Response:
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "body"
     return web.json_response({"error": "invalid", "field": field, "rule": err["msg"]}, status=422)
+
+
+def _media_id(text: str) -> int | None:
+    """A media id from the path: ASCII digits within SQLite's INTEGER range, else None."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
+        return None
+    value = int(text)
+    return value if value <= SQLITE_MAX_INT else None
 
 
 def _base_url(request: web.Request) -> str:
@@ -74,10 +92,10 @@ async def sync_status(request: web.Request) -> web.Response:
 
 
 async def play(request: web.Request) -> web.Response:
-    try:
-        media_id = int(request.match_info["id"])
-    except ValueError:
-        return web.json_response({"error": "invalid", "field": "id", "rule": "must be an integer"}, status=422)
+    media_id = _media_id(request.match_info["id"])
+    if media_id is None:
+        return web.json_response({"error": "invalid", "field": "id", "rule": "must be an integer from 0 to 2^63-1"},
+                                 status=422)
     try:
         raw: Any = await request.json()
     except ValueError:
@@ -95,10 +113,9 @@ async def play(request: web.Request) -> web.Response:
 
 @public  # the projector has no session: the URL's signature is its authority
 async def media_file(request: web.Request) -> web.StreamResponse:
-    try:
-        media_id = int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
+    media_id = _media_id(request.match_info["id"])
+    if media_id is None:
+        raise web.HTTPNotFound()
     try:
         found = await request.app[SERVICE].file_for(media_id, request.query.get("exp"), request.query.get("sig"))
     except UnknownMedia:

@@ -305,8 +305,8 @@ class UrlSigner:
         return f"/media/file/{media_id}?exp={exp}&sig={self.sign(media_id, exp)}"
 
     def check(self, media_id: int, exp: str | None, sig: str | None, now: float | None = None) -> bool:
-        if not exp or not sig or not exp.isdigit():
-            return False
+        if not exp or not sig or not (exp.isascii() and exp.isdigit()) or len(exp) > 19:
+            return False  # int() of thousands of digits raises (and no expiry is that far away)
         if int(exp) < (time.time() if now is None else now):
             return False
         return hmac.compare_digest(self.sign(media_id, int(exp)), sig.lower())

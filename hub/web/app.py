@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..bus import Overflow
-from ..core import Hub, error_status
+from ..core import WS_COMMANDS_IN_FLIGHT, Hub, error_status
 from ..media import MediaService, add_routes as add_media_routes
 from ..auth import Auth, Principal
 from . import accounts_api, history_api, scenes_api
@@ -57,11 +57,18 @@ async def get_device(request: web.Request) -> web.Response:
 class DevicePatch(BaseModel):
     """What the household may change about a device."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON true/false only: no "0" for False
     name: str | None = Field(None, min_length=1, max_length=80)
     room: str | None = Field(None, max_length=80)
     ignored: bool | None = None
     inbox: Literal[False] | None = None  # only out of the inbox; the hub alone puts a device in
+
+    @field_validator("inbox", mode="before")
+    @classmethod
+    def _only_false(cls, v: Any) -> Any:
+        if v is not None and v is not False:  # Literal[False] alone lets 0 through (0 == False)
+            raise ValueError("only false: the hub alone puts a device in the inbox")
+        return v
 
 
 async def patch_device(request: web.Request) -> web.Response:
@@ -177,6 +184,11 @@ async def _ws_read(ws: web.WebSocketResponse, hub: Hub, commands: set[asyncio.Ta
         if not who.can_write:
             await ws.send_json({"type": "result", "request_id": data.get("request_id"), "status": 403,
                                 "error": "this token is read-only", "field": "scope"})
+            continue
+        if len(commands) >= WS_COMMANDS_IN_FLIGHT:
+            await ws.send_json({"type": "result", "status": 429, "request_id": data.get("request_id"),
+                                "id": data.get("id"), "error": f"too many commands in flight on this "
+                                f"connection ({WS_COMMANDS_IN_FLIGHT}); wait for their results"})
             continue
         task = asyncio.get_running_loop().create_task(_ws_set(ws, hub, data))
         commands.add(task)
