@@ -1,7 +1,7 @@
 """aiohttp routes for the media library; the lead's middleware applies auth to /api/*.
 
-`/media/file/{id}` is authorised by its signature alone (the projector has no session):
-HMAC-SHA256 over "<id>:<exp>", 403 when bad or expired; Range is served per RFC 9110 §14.
+`/media/file/{id}` is authorised by its signature alone (the projector has no session, see
+signing.py): 403 when malformed, forged or expired; Range is served per RFC 9110 §14.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .service import MediaService, UnknownMedia
+from .signing import parse_id
 
 SERVICE = web.AppKey("media_service", MediaService)
 
@@ -73,9 +74,8 @@ async def sync_status(request: web.Request) -> web.Response:
 
 
 async def play(request: web.Request) -> web.Response:
-    try:
-        media_id = int(request.match_info["id"])
-    except ValueError:
+    media_id = parse_id(request.match_info["id"])
+    if media_id is None:
         return web.json_response({"error": "invalid", "field": "id", "rule": "must be an integer"}, status=422)
     try:
         raw: Any = await request.json()
@@ -93,12 +93,9 @@ async def play(request: web.Request) -> web.Response:
 
 
 async def media_file(request: web.Request) -> web.StreamResponse:
+    query = request.query
     try:
-        media_id = int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
-    try:
-        found = await request.app[SERVICE].file_for(media_id, request.query.get("exp"), request.query.get("sig"))
+        found = await request.app[SERVICE].file_for(request.match_info["id"], query.get("exp"), query.get("sig"))
     except UnknownMedia:
         raise web.HTTPNotFound() from None
     if found is None:

@@ -1,4 +1,4 @@
-"""The media library's SQLite side: what the cloud has, what is on disk, queries, signed URLs.
+"""The media library's SQLite side: what the cloud has, what is on disk, and queries.
 
 Tables (all written on the Store's one DB thread):
 - `media_remote`: the cloud's current files as last listed (the desired state);
@@ -8,10 +8,6 @@ Tables (all written on the Store's one DB thread):
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +15,6 @@ from typing import Any
 
 import sqlite_utils
 
-from .auth import write_secret
 from .client import DeletedEntry, FileEntry, FolderEntry
 
 REMOTE_COLUMNS = ("cloud_id", "path", "rev", "size", "content_hash", "server_modified", "media_type", "kind", "width", "height", "duration_ms")
@@ -274,42 +269,6 @@ def get(db: sqlite_utils.Database, media_id: int) -> dict[str, Any] | None:
 def manifest(db: sqlite_utils.Database) -> list[str]:
     """`<content_hash>  <local path>` lines (the format `rclone check --checkfile dropbox` reads)."""
     return [f"{h}  {p}" for h, p in db.execute("SELECT content_hash, local_path FROM media ORDER BY local_path")]
-
-
-# --- signed URLs ---------------------------------------------------------------------------
-
-
-class UrlSigner:
-    """HMAC-SHA256 over "<id>:<exp>" with a key kept in `<data>/secrets/media-url.key` (0600)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = Path(data_dir) / "secrets" / "media-url.key"
-        self._key: bytes | None = None
-
-    def key(self) -> bytes:
-        """The key, created on first use. Blocking (file I/O)."""
-        if self._key is None:
-            try:
-                self._key = bytes.fromhex(self.path.read_text().strip())
-            except (FileNotFoundError, ValueError):
-                write_secret(self.path, secrets.token_hex(32).encode())
-                self._key = bytes.fromhex(self.path.read_text().strip())
-        return self._key
-
-    def sign(self, media_id: int, exp: int) -> str:
-        return hmac.new(self.key(), f"{media_id}:{exp}".encode(), hashlib.sha256).hexdigest()
-
-    def url(self, media_id: int, ttl: float = 6 * 3600, now: float | None = None) -> str:
-        """The path and query of a URL valid for `ttl` seconds."""
-        exp = int((time.time() if now is None else now) + ttl)
-        return f"/media/file/{media_id}?exp={exp}&sig={self.sign(media_id, exp)}"
-
-    def check(self, media_id: int, exp: str | None, sig: str | None, now: float | None = None) -> bool:
-        if not exp or not sig or not exp.isdigit():
-            return False
-        if int(exp) < (time.time() if now is None else now):
-            return False
-        return hmac.compare_digest(self.sign(media_id, int(exp)), sig.lower())
 
 
 def resolve(media_dir: Path, local_path: str) -> Path | None:

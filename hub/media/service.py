@@ -14,6 +14,7 @@ from . import library
 from .auth import CloudAuthError, DeviceCode, TokenFile, TokenSource, link
 from .client import CloudClient
 from .clock import Clock, SystemClock
+from .signing import UrlSigner
 from .sync import SyncEngine, SyncPolicy
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class MediaService:
         self.public_url = public_url  # e.g. "http://192.168.1.5:8080"; else taken from the request
         self.url_ttl = url_ttl
         self.watch = watch  # keep syncing (long-poll) while linked
-        self.signer = library.UrlSigner(self.data_dir)
+        self.signer = UrlSigner(self.data_dir)
         self.tokens = TokenFile(self.data_dir)
         self._session: aiohttp.ClientSession | None = None
         self._engine: SyncEngine | None = None
@@ -206,15 +207,15 @@ class MediaService:
         result = await self._play(device, url)
         return {"media": media_id, "device": device, "url": url, "result": result}
 
-    async def file_for(self, media_id: int, exp: str | None, sig: str | None) -> tuple[Path, dict[str, Any]] | None:
-        """The file behind a signed URL, or None when the signature is bad or expired."""
-        ok = await asyncio.to_thread(self.signer.check, media_id, exp, sig, self.clock.now())
-        if not ok:
+    async def file_for(self, media_id: str, exp: str | None, sig: str | None) -> tuple[Path, dict[str, Any]] | None:
+        """The file behind a signed URL's parts, or None when they are malformed, forged or expired."""
+        mid = self.signer.check(media_id, exp, sig, self.clock.now())  # the key was loaded by start()
+        if mid is None:
             return None
-        row = await self.store.call(lambda db: library.get(db, media_id))
+        row = await self.store.call(lambda db: library.get(db, mid))
         if row is None:
-            raise UnknownMedia(media_id)
+            raise UnknownMedia(mid)
         path = await asyncio.to_thread(library.resolve, self.media_dir, row["local_path"])
         if path is None:
-            raise UnknownMedia(media_id)
+            raise UnknownMedia(mid)
         return path, row

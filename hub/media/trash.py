@@ -16,6 +16,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .durable import fsync_dir
+
 log = logging.getLogger(__name__)
 
 
@@ -51,14 +53,6 @@ def decide(pending: int, library_size: int, listing_complete: bool, policy: Dele
             f"(max_deletes={policy.max_deletes}, max_fraction={policy.max_fraction}); deleting none",
         )
     return DeleteDecision(True, "")
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Trash:
