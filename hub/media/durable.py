@@ -52,3 +52,14 @@ def replace_file(path: Path, data: bytes, mode: int = 0o600, *, sync: bool = Tru
         raise
     if sync:
         fsync_dir(path.parent)
+
+
+def rename_into(src: Path, dst: Path) -> None:
+    """Rename `src` to `dst`, creating `dst`'s folder if it is new (the caller fsyncs folders)."""
+    try:
+        os.replace(src, dst)
+    except FileNotFoundError:
+        if not os.path.exists(src):
+            raise
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)

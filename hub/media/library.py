@@ -161,7 +161,7 @@ def plan(db: sqlite_utils.Database) -> Plan:
     c.row_factory = _dict_row
     try:
         downloads = c.execute(
-            """SELECT r.*, m.local_path AS old_local_path FROM media_remote r LEFT JOIN media m ON m.cloud_id = r.cloud_id
+            """SELECT r.*, m.local_path AS old_local_path, m.id AS old_id FROM media_remote r LEFT JOIN media m ON m.cloud_id = r.cloud_id
                WHERE m.cloud_id IS NULL OR m.content_hash != r.content_hash OR m.size != r.size
                ORDER BY r.server_modified DESC, r.size ASC"""  # newest first: something playable soon
         ).fetchall()
@@ -194,12 +194,24 @@ def local_files(db: sqlite_utils.Database) -> list[tuple[int, str, int]]:
     return [tuple(r) for r in db.execute("SELECT id, local_path, size FROM media")]
 
 
-def install(db: sqlite_utils.Database, remote: dict[str, Any], local_path: str, sha256: str, now: float) -> int:
-    """Record a verified file (new or replacing its previous version); keeps the row's id."""
+def install(db: sqlite_utils.Database, remote: dict[str, Any], local_path: str, sha256: str | None, now: float) -> int:
+    """Record one verified file (new or replacing its previous version); keeps the row's id."""
+    install_many(db, [(remote, local_path, sha256)], now)
+    return db.execute("SELECT id FROM media WHERE cloud_id = ?", [remote["cloud_id"]]).fetchone()[0]
+
+
+def install_many(db: sqlite_utils.Database, files: list[tuple[dict[str, Any], str, str | None]], now: float) -> None:
+    """Record verified files (remote row, local path, SHA-256 or None) in one transaction."""
     ensure_schema(db)
+    rows = [
+        [remote["cloud_id"], remote["path"], local_path, remote["size"], remote["content_hash"], remote["rev"],
+         remote["media_type"], remote["kind"], remote["width"], remote["height"], remote["duration_ms"],
+         remote["server_modified"], now, sha256 or ""]
+        for remote, local_path, sha256 in files
+    ]
     with db.conn:
         db.execute("BEGIN IMMEDIATE")
-        db.execute(
+        db.conn.executemany(
             """INSERT INTO media (cloud_id, path, local_path, size, content_hash, rev, media_type, kind,
                                   width, height, duration_ms, server_modified, synced_at, sha256)
                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
@@ -208,22 +220,26 @@ def install(db: sqlite_utils.Database, remote: dict[str, Any], local_path: str, 
                  media_type=excluded.media_type, kind=excluded.kind, width=excluded.width,
                  height=excluded.height, duration_ms=excluded.duration_ms,
                  server_modified=excluded.server_modified, synced_at=excluded.synced_at, sha256=excluded.sha256""",
-            [remote["cloud_id"], remote["path"], local_path, remote["size"], remote["content_hash"], remote["rev"],
-             remote["media_type"], remote["kind"], remote["width"], remote["height"], remote["duration_ms"],
-             remote["server_modified"], now, sha256],
+            rows,
         )
-    return db.execute("SELECT id FROM media WHERE cloud_id = ?", [remote["cloud_id"]]).fetchone()[0]
 
 
-def relocate(db: sqlite_utils.Database, media_id: int, path: str, local_path: str) -> None:
+def set_sha256(db: sqlite_utils.Database, media_id: int, sha256: str) -> None:
     with db.conn:
-        db.execute("UPDATE media SET path = ?, local_path = ? WHERE id = ?", [path, local_path, media_id])
+        db.execute("UPDATE media SET sha256 = ? WHERE id = ?", [sha256, media_id])
+
+
+def relocate(db: sqlite_utils.Database, moves: list[tuple[int, str, str]]) -> None:
+    """(media id, cloud path, local path) of moved files, in one transaction."""
+    with db.conn:
+        db.execute("BEGIN IMMEDIATE")
+        db.conn.executemany("UPDATE media SET path = ?, local_path = ? WHERE id = ?", [(p, lp, i) for i, p, lp in moves])
 
 
 def remove(db: sqlite_utils.Database, media_ids: list[int]) -> None:
     with db.conn:
-        for i in media_ids:
-            db.execute("DELETE FROM media WHERE id = ?", [i])
+        db.execute("BEGIN IMMEDIATE")
+        db.conn.executemany("DELETE FROM media WHERE id = ?", [(i,) for i in media_ids])
 
 
 # --- queries for the API -------------------------------------------------------------------
