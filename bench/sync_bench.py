@@ -220,7 +220,7 @@ def bench_kill(tmp: Path, kill_mb: int) -> None:
     with Cloud(lib, f"trickle={rate}") as cloud:
         data = tmp / "hub-kill"
         asyncio.run(do_link(data, cloud.url))
-        proc = subprocess.Popen([PY, "-m", "hub.media", "--data", str(data), "sync", "--once", "--quiet"], cwd=ROOT)
+        proc = subprocess.Popen([PY, "-m", "hub.cli", "sync", "--once", "--quiet", "--data", str(data)], cwd=ROOT)
         partial_dir = data / "media" / ".partial"
         deadline = time.monotonic() + 60
         have = 0
@@ -234,7 +234,7 @@ def bench_kill(tmp: Path, kill_mb: int) -> None:
         proc.wait()
         have = next(partial_dir.glob("*.partial")).stat().st_size
         subprocess.run(["curl", "-sS", "-X", "DELETE", f"{cloud.url}/_admin/faults"], check=True, capture_output=True)
-        out = subprocess.run([PY, "-m", "hub.media", "--data", str(data), "sync", "--once", "--quiet"], cwd=ROOT,
+        out = subprocess.run([PY, "-m", "hub.cli", "sync", "--once", "--quiet", "--data", str(data)], cwd=ROOT,
                              capture_output=True, text=True, timeout=600).stderr
     text = " ".join(out.split())
     m = re.search(r"(\d+) bytes received, (\d+) resumed", text)

@@ -19,7 +19,7 @@ MiB = 1 << 20
 
 async def run_sync(data: Path) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hub.media", "--data", str(data), "sync", "--once", "--quiet",
+        sys.executable, "-m", "hub.cli", "sync", "--once", "--quiet", "--data", str(data),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=Path(__file__).parent.parent,
     )
 

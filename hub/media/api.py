@@ -101,7 +101,9 @@ async def media_file(request: web.Request) -> web.StreamResponse:
     if found is None:
         raise web.HTTPForbidden(text="bad or expired signature")
     path, row = found
-    headers = {"X-Content-SHA256": row["sha256"], "Cache-Control": "private, max-age=3600"}
+    headers = {"Cache-Control": "private, max-age=3600"}
+    if row["sha256"]:  # a resumed download has none until `hub media verify` fills it in
+        headers["X-Content-SHA256"] = row["sha256"]
     if row.get("duration_ms") is not None:
         headers["X-Media-Duration-Ms"] = str(row["duration_ms"])
     resp = _FileResponse(path, headers=headers)

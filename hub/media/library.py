@@ -188,6 +188,14 @@ def _dict_row(cursor: Any, row: tuple) -> dict[str, Any]:
     return {d[0]: v for d, v in zip(cursor.description, row)}
 
 
+def all_files(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every library row, for verification."""
+    ensure_schema(db)
+    cur = db.execute("SELECT id, path, local_path, size, content_hash, sha256 FROM media ORDER BY local_path")
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
 def local_files(db: sqlite_utils.Database) -> list[tuple[int, str, int]]:
     """(id, local_path, size) of every library file."""
     ensure_schema(db)
@@ -224,9 +232,11 @@ def install_many(db: sqlite_utils.Database, files: list[tuple[dict[str, Any], st
         )
 
 
-def set_sha256(db: sqlite_utils.Database, media_id: int, sha256: str) -> None:
+def set_sha256(db: sqlite_utils.Database, digests: list[tuple[int, str]]) -> None:
+    """(media id, plain SHA-256) for rows that had none, in one transaction."""
     with db.conn:
-        db.execute("UPDATE media SET sha256 = ? WHERE id = ?", [sha256, media_id])
+        db.execute("BEGIN IMMEDIATE")
+        db.conn.executemany("UPDATE media SET sha256 = ? WHERE id = ?", [(h, i) for i, h in digests])
 
 
 def relocate(db: sqlite_utils.Database, moves: list[tuple[int, str, str]]) -> None:

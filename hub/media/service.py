@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,11 @@ class UnknownMedia(LookupError):
 
 
 class MediaService:
-    """Everything api.py needs; the lead passes `play(device_id, url)` (the hub's command path)."""
+    """The media feature: sync control, library, playback URLs; started and stopped with the hub.
+
+    `play(device_id, url)` is the hub's command path and `in_use()` the files players are showing
+    (see players.py); api.py serves it over HTTP.
+    """
 
     def __init__(
         self,
@@ -41,6 +45,7 @@ class MediaService:
         public_url: str | None = None,
         url_ttl: float = 6 * 3600,
         watch: bool = False,
+        in_use: Callable[[], Collection[int]] | None = None,
     ) -> None:
         self.store = store
         self.data_dir = Path(data_dir)
@@ -52,6 +57,7 @@ class MediaService:
         self.public_url = public_url  # e.g. "http://192.168.1.5:8080"; else taken from the request
         self.url_ttl = url_ttl
         self.watch = watch  # keep syncing (long-poll) while linked
+        self.in_use = in_use  # media ids being played: not trashed or replaced until playback stops
         self.signer = UrlSigner(self.data_dir)
         self.tokens = TokenFile(self.data_dir)
         self._session: aiohttp.ClientSession | None = None
@@ -93,7 +99,8 @@ class MediaService:
         if self._engine is None or self._engine.client.base != tokens.cloud_url.rstrip("/"):
             client = CloudClient(self._session, TokenSource(self._session, self.tokens, self.clock), tokens.cloud_url, self.clock)
             self._engine = SyncEngine(
-                self.store, self.data_dir, client, policy=self.policy, clock=self.clock, on_progress=self.on_progress
+                self.store, self.data_dir, client, policy=self.policy, clock=self.clock, on_progress=self.on_progress,
+                in_use=self.in_use, owner="hub",
             )
         return self._engine
 

@@ -54,6 +54,7 @@ class SyncPolicy:
     max_rounds: int = 3  # re-read the feed this often in one pass when files changed mid-download
     longpoll_timeout: int = 30
     progress_interval: float = 0.25
+    busy_retry: float = 15.0  # seconds between tries while another process syncs the folder
 
 
 @dataclass
@@ -465,6 +466,10 @@ class SyncEngine:
                     failures = 0
                 except CloudAuthError:
                     raise
+                except SyncBusy as exc:  # `hub sync` or `hub media verify` has the folder: after it
+                    log.info("%s; syncing after it", exc)
+                    await self._sleep_or_wake(self.policy.busy_retry, wake)
+                    continue
                 except Exception as exc:  # noqa: BLE001 - any failure: back off and try again
                     failures += 1
                     delay = min(300.0, 5.0 * 2 ** min(failures, 6))
@@ -472,6 +477,8 @@ class SyncEngine:
                     await self._sleep_or_wake(delay, wake)
                     continue
             need_pass = await self._wait_for_changes(wake)
+            # a deletion or replacement held back for playback is retried after each long-poll
+            need_pass = need_pass or bool(self.last_report and self.last_report.deferred)
 
     async def _sleep_or_wake(self, delay: float, wake: asyncio.Event | None) -> None:
         if wake is None:
