@@ -119,6 +119,7 @@ class _Partial:
     saved_blocks: int = -1  # block digests in the sidecar; -1: no sidecar written
     synced: bool = False  # the bytes on disk are fsynced
     placed: bool = False  # verified, fsynced and renamed to its destination
+    on_disk: bool = False  # a partial or sidecar may exist (else starting over needs no I/O)
     dest: Path | None = None
 
 
@@ -160,6 +161,7 @@ class Downloader:
     def _open_partial(self, job: Job) -> _Partial:
         self.dir.mkdir(parents=True, exist_ok=True)
         p = self._new_partial(job)
+        p.on_disk = True
         path = p.path
         try:
             meta = json.loads(p.meta.read_text())
@@ -198,6 +200,7 @@ class Downloader:
         p.hasher = StreamHasher()
         p.saved_blocks = -1
         p.synced = False
+        p.on_disk = False
 
     def _start_fresh(self, p: _Partial, etag: str | None) -> None:
         self._discard(p)
@@ -205,6 +208,7 @@ class Downloader:
 
     def _append(self, p: _Partial, job: Job, data: bytes) -> None:
         """Write and hash `data` mid-transfer; save the sidecar when a block completed. Blocking."""
+        p.on_disk = True
         with open(p.path, "ab") as f:
             f.write(data)
             p.hasher.update(data)
@@ -222,6 +226,7 @@ class Downloader:
 
     def _finish(self, p: _Partial, job: Job, data: bytes, dest: Path | None) -> None:
         """The last write: hash; if it verifies, fsync and rename to `dest` (one thread hop). Blocking."""
+        p.on_disk = True
         with open(p.path, "ab") as f:
             f.write(data)
             p.hasher.update(data)
@@ -350,7 +355,10 @@ class Downloader:
                     self.counters.restarts += 1
                     log.info("%s: server sent the whole file (Range ignored or changed); restarting", job.cloud_path)
                 self._progress(job, -p.offset)
-                await asyncio.to_thread(self._start_fresh, p, etag)
+                if p.on_disk:
+                    await asyncio.to_thread(self._start_fresh, p, etag)
+                else:  # nothing written yet: nothing to throw away
+                    p.etag = etag
             expected = resp.content_length
             got = 0
             buf = bytearray()
