@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from ..store import Store
@@ -112,13 +113,14 @@ async def sync(
         if report.deferred:
             console.print(f"{report.deferred} files are being played: they are replaced or trashed once playback stops")
         for r in report.rejected:
-            console.print(f"[yellow]skipped unsafe path[/] {r}")
+            console.print(f"[yellow]skipped unsafe path[/] {escape(r)}", soft_wrap=True)
         if report.deletions_blocked:
             console.print(f"[yellow]deletions held back:[/] {report.deletions_blocked}")
         return 1 if report.failed else 0
     except SyncBusy as exc:
-        console.print(f"[yellow]Not syncing:[/] {exc}. A running hub syncs on its own "
-                      "(POST /api/media/sync or the UI starts a pass now); or try again when it is done.")
+        console.print(f"[yellow]Not syncing:[/] {escape(str(exc))}. A running hub syncs on its own "
+                      "(POST /api/media/sync or the UI starts a pass now); or try again when it is done.",
+                      soft_wrap=True)
         return BUSY
     except CloudAuthError as exc:
         console.print(f"[red]Cloud refused the hub:[/] {exc}")
@@ -150,7 +152,7 @@ async def verify(data_dir: Path, refetch: bool = True, console: Console | None =
     try:
         await asyncio.to_thread(lock.acquire)
     except SyncBusy as exc:
-        console.print(f"[yellow]Not verifying:[/] {exc}; try again when it is done.")
+        console.print(f"[yellow]Not verifying:[/] {escape(str(exc))}; try again when it is done.", soft_wrap=True)
         return BUSY
     await store.start()
     try:
@@ -170,9 +172,10 @@ async def verify(data_dir: Path, refetch: bool = True, console: Console | None =
     console.print(f"verified {report.checked} files ({report.bytes} bytes): "
                   f"{len(report.damaged)} damaged, {len(report.missing)} missing")
     for path in report.damaged:
-        console.print(f"[red]damaged[/] {path} (moved to {Path(data_dir) / 'media-trash'})")
+        console.print(f"[red]damaged[/] {escape(path)} (moved to {escape(str(Path(data_dir) / 'media-trash'))})",
+                      soft_wrap=True)
     for path in report.missing:
-        console.print(f"[red]missing[/] {path}")
+        console.print(f"[red]missing[/] {escape(path)}", soft_wrap=True)
     if report.ok:
         return 0
     if not refetch:
