@@ -52,6 +52,7 @@ test: $(STAMP) system-test-deps $(VENV313)/.installed
 
 bench: $(STAMP) system-test-deps
 	scripts/in-netns $(PY) bench/roundtrip.py
+	scripts/in-netns $(PY) bench/sync_bench.py --only first --only kill
 
 clean:
 	rm -rf $(VENV) $(VENV313) build *.egg-info .pytest_cache .hypothesis

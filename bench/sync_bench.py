@@ -1,14 +1,19 @@
 """Media sync benchmark: prints numbers, asserts nothing.
 
     .venv/bin/python bench/sync_bench.py [--size-mb 1024] [--files 8] [--items 10000] [--kill-mb 256]
+                                         [--only throughput|first|noop|kill ...]
 
 Runs inside scripts/in-netns (loopback only). Measures, against the cloud simulator
 (`firmware-sim cloud`, its own process):
 1. throughput of `hub sync` for --size-mb spread over --files files, vs curl fetching the
    same files from the same server (3 parallel), vs `rclone copy` (3 transfers) from
    `rclone serve webdav` over the same directory;
-2. the time of a no-op re-sync of a library of --items small files (after syncing them once);
-3. bytes re-downloaded when a sync is SIGKILLed at ~50% of a --kill-mb file and run again.
+2. (`make bench`) the first sync of --items small files (durable: every file fsynced), next to
+   its peer, `rclone copy` of the same files from `rclone serve webdav` (which fsyncs nothing),
+   and to its floor, GETting every file from the same simulator into memory;
+3. the time of a no-op re-sync of that library;
+4. (`make bench`) a sync SIGKILLed at ~50% of a --kill-mb file and run again: bytes received
+   again and bytes hashed by the second run, next to the floor (the bytes it never had).
 """
 
 from __future__ import annotations
@@ -191,12 +196,88 @@ def bench_throughput(tmp: Path, size_mb: int, nfiles: int) -> None:
     shutil.rmtree(tmp / "hub")
 
 
-def bench_noop(tmp: Path, items: int) -> None:
-    lib = tmp / "many"
+def small_library(root: Path, items: int) -> None:
     for i in range(items):
-        p = lib / f"d{i // 500:03d}/f{i:05d}.jpg"
+        p = root / f"d{i // 500:03d}/f{i:05d}.jpg"
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(i.to_bytes(4, "big") * 16)
+
+
+def write_durably(path: Path, body: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(body)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+async def get_all(url: str, token: str, ids: list[tuple[str, str]], concurrency: int, out: Path | None = None) -> float:
+    """The floor: every file GET from the same server, `concurrency` at a time, into memory or
+    (with `out`) each written and fsynced in a thread, as durability needs at the least."""
+    todo = list(ids)
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
+        async def worker() -> None:
+            while todo:
+                fid, _path = todo.pop()
+                async with s.get(f"{url}/v1/files/{fid}/content") as r:
+                    body = await r.read()
+                if out is not None:
+                    await asyncio.to_thread(write_durably, out / fid, body)
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - t0
+
+
+def rclone_copy_webdav(lib: Path, dst: Path, transfers: int) -> float:
+    """`rclone copy` of `lib` as served by `rclone serve webdav`; seconds."""
+    port = free_port()
+    serve = subprocess.Popen(["rclone", "serve", "webdav", str(lib), "--addr", f"127.0.0.1:{port}", "--read-only"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):  # bounded: 10 s for it to listen
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        t0 = time.perf_counter()
+        subprocess.run(["rclone", "copy", ":webdav:", str(dst), "--webdav-url", f"http://127.0.0.1:{port}/",
+                        "--transfers", str(transfers), "--checkers", str(transfers), "-q"], check=True, timeout=1800)
+        return time.perf_counter() - t0
+    finally:
+        serve.terminate()
+        serve.wait()
+
+
+def bench_first(tmp: Path, items: int) -> None:
+    lib = tmp / "first"
+    small_library(lib, items)
+    print(f"\n== first sync of {items} small files (64 B each, 20 folders) ==")
+    with Cloud(lib) as cloud:
+        data = tmp / "hub-first"
+        token = asyncio.run(do_link(data, cloud.url))
+        ids = asyncio.run(file_ids(cloud.url, token))  # warms the simulator's hash cache for everyone
+        policy = SyncPolicy()
+        floor = asyncio.run(get_all(cloud.url, token, ids, policy.small_concurrency))
+        (tmp / "floor-first").mkdir()
+        floor_durable = asyncio.run(get_all(cloud.url, token, ids, policy.small_concurrency, tmp / "floor-first"))
+        shutil.rmtree(tmp / "floor-first")
+        dt, info = asyncio.run(do_sync(data, cloud.url))
+        assert info["report"]["downloaded"] == items, info
+    peer = rclone_copy_webdav(lib, tmp / "rclone-first", policy.small_concurrency)
+    shutil.rmtree(tmp / "rclone-first")
+    print(f"hub sync (verify, fsync each file, batches):        {dt:7.2f} s  {items / dt:6.0f} files/s")
+    print(f"peer: rclone copy from rclone serve webdav ({policy.small_concurrency}):   {peer:7.2f} s  "
+          f"{items / peer:6.0f} files/s   hub is {peer / dt:.2f}x rclone (target >= 1.0x, <= 10 s)")
+    print(f"floor: GET every file into memory ({policy.small_concurrency} at once):  {floor:7.2f} s  "
+          f"{items / floor:6.0f} files/s   hub takes {dt / floor:.2f}x the floor")
+    print(f"floor: GET, write and fsync each file in a thread:  {floor_durable:7.2f} s  "
+          f"{items / floor_durable:6.0f} files/s   hub takes {dt / floor_durable:.2f}x this floor")
+    shutil.rmtree(tmp / "hub-first")
+
+
+def bench_noop(tmp: Path, items: int) -> None:
+    lib = tmp / "many"
+    small_library(lib, items)
     print(f"\n== library of {items} small files ==")
     with Cloud(lib) as cloud:
         data = tmp / "hub-many"
@@ -220,7 +301,7 @@ def bench_kill(tmp: Path, kill_mb: int) -> None:
     with Cloud(lib, f"trickle={rate}") as cloud:
         data = tmp / "hub-kill"
         asyncio.run(do_link(data, cloud.url))
-        proc = subprocess.Popen([PY, "-m", "hub.media", "--data", str(data), "sync", "--once", "--quiet"], cwd=ROOT)
+        proc = subprocess.Popen([PY, "-m", "hub.cli", "sync", "--once", "--quiet", "--data", str(data)], cwd=ROOT)
         partial_dir = data / "media" / ".partial"
         deadline = time.monotonic() + 60
         have = 0
@@ -234,16 +315,21 @@ def bench_kill(tmp: Path, kill_mb: int) -> None:
         proc.wait()
         have = next(partial_dir.glob("*.partial")).stat().st_size
         subprocess.run(["curl", "-sS", "-X", "DELETE", f"{cloud.url}/_admin/faults"], check=True, capture_output=True)
-        out = subprocess.run([PY, "-m", "hub.media", "--data", str(data), "sync", "--once", "--quiet"], cwd=ROOT,
+        out = subprocess.run([PY, "-m", "hub.cli", "sync", "--once", "--quiet", "--data", str(data)], cwd=ROOT,
                              capture_output=True, text=True, timeout=600).stderr
     text = " ".join(out.split())
-    m = re.search(r"(\d+) bytes received, (\d+) resumed", text)
+    m = re.search(r"(\d+) bytes received, (\d+) resumed, (\d+) re-hashed", text)
     if not m:
         print("re-run output:", out)
         return
-    received, resumed = int(m.group(1)), int(m.group(2))
+    received, resumed, rehashed = (int(x) for x in m.groups())
+    never = size - have  # the floor: bytes the first run never had, so never hashed
     print(f"kept in .partial at kill: {have / MiB:.1f} MiB; second run received {received / MiB:.1f} MiB, "
           f"resumed {resumed / MiB:.1f} MiB; re-downloaded {(received + resumed - size) / MiB:.2f} MiB")
+    print(f"resumed download hashed {(received + rehashed) / MiB:.1f} MiB: {received / MiB:.1f} MiB received + "
+          f"{rehashed / MiB:.1f} MiB re-read (the block the kill cut, < 4 MiB)")
+    print(f"floor: the {never / MiB:.1f} MiB it never had: {(received + rehashed) / never:.3f}x the floor "
+          f"(re-hashing the whole partial would be {size / never:.2f}x)")
 
 
 def main() -> None:
@@ -252,15 +338,18 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=8)
     ap.add_argument("--items", type=int, default=10000)
     ap.add_argument("--kill-mb", type=int, default=256)
-    ap.add_argument("--only", choices=["throughput", "noop", "kill"])
+    ap.add_argument("--only", choices=["throughput", "first", "noop", "kill"], action="append")
     a = ap.parse_args()
+    only = set(a.only or ["throughput", "first", "noop", "kill"])
     with tempfile.TemporaryDirectory(prefix="sync-bench-") as d:
         tmp = Path(d)
-        if a.only in (None, "throughput"):
+        if "throughput" in only:
             bench_throughput(tmp, a.size_mb, a.files)
-        if a.only in (None, "noop"):
+        if "first" in only:
+            bench_first(tmp, a.items)
+        if "noop" in only:
             bench_noop(tmp, a.items)
-        if a.only in (None, "kill"):
+        if "kill" in only:
             bench_kill(tmp, a.kill_mb)
     print(json.dumps({"python": sys.version.split()[0]}))
 

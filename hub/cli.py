@@ -177,7 +177,16 @@ def cmd_cloud_unlink(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    return asyncio.run(_media_cli().sync(_data_dir(args), once=args.once, bandwidth=args.bwlimit))
+    return asyncio.run(_media_cli().sync(_data_dir(args), once=args.once, bandwidth=args.bwlimit,
+                                         concurrency=args.transfers, max_deletes=args.max_deletes, quiet=args.quiet))
+
+
+def cmd_media_verify(args: argparse.Namespace) -> int:
+    return asyncio.run(_media_cli().verify(_data_dir(args), refetch=not args.no_refetch, quiet=args.quiet))
+
+
+def cmd_media_manifest(args: argparse.Namespace) -> int:
+    return asyncio.run(_media_cli().write_manifest(_data_dir(args), args.out))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,8 +256,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sync", help="sync media from the linked cloud")
     p.add_argument("--once", action="store_true", help="sync once and exit")
     p.add_argument("--bwlimit", type=int, default=None, metavar="BYTES_PER_S", help="bandwidth limit")
+    p.add_argument("--transfers", type=int, default=3, help="big files fetched at once (default 3)")
+    p.add_argument("--max-deletes", type=int, default=None, help="most deletions one pass may make")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     _data_arg(p)
     p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("media", help="the synced media library")
+    msub = p.add_subparsers(dest="media_command", required=True)
+    m = msub.add_parser("verify", help="re-hash every file; report damaged ones and fetch them again")
+    m.add_argument("--no-refetch", action="store_true", help="only report (damaged files still leave the library)")
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    _data_arg(m)
+    m.set_defaults(func=cmd_media_verify)
+    m = msub.add_parser("manifest", help="write `<content_hash>  <path>` lines (rclone check --checkfile dropbox)")
+    m.add_argument("out", type=Path)
+    _data_arg(m)
+    m.set_defaults(func=cmd_media_manifest)
     return parser
 
 

@@ -14,7 +14,8 @@ from yarl import URL
 from hub.broker import Broker, free_port
 from hub.service import running_hub
 from hub.throttle import Throttle
-from hub.web.access import AUTH, COOKIE, access_of
+from hub.web.access import AUTH, COOKIE
+from hub.service import media_service
 from hub.web.app import make_app
 from tests.conftest import OWNER, OWNER_PASSWORD, RunningHub, hub_config
 
@@ -51,7 +52,7 @@ def routes(app: web.Application) -> list[tuple[str, str, str]]:
 
 
 async def test_every_route_without_credentials_is_refused(running: RunningHub) -> None:
-    app = make_app(running.hub, watch_cloud=False)
+    app = make_app(running.hub, media_service(running.hub))
     table = routes(app)
     assert {(m, p) for m, p, a in table if a == "public"} == PUBLIC
     assert {(m, p) for m, p, a in table if a == "page"} == PAGES
@@ -296,7 +297,7 @@ class Clock:
 async def throttled(running: RunningHub) -> AsyncIterator[tuple[str, Clock]]:
     """A second web app on the same hub whose login throttle runs on a fake clock."""
     clock = Clock()
-    app = make_app(running.hub, watch_cloud=False)
+    app = make_app(running.hub, media_service(running.hub))
     app[AUTH].throttle = Throttle(clock=clock)
     runner = web.AppRunner(app)
     await runner.setup()

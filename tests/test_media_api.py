@@ -125,19 +125,6 @@ async def test_play_rejects_bad_bodies(hub: Hub, cloud: FakeCloud, tmp_path: Pat
     assert not hub.plays
 
 
-def test_url_key_is_private(tmp_path: Path) -> None:
-    from hub.media.library import UrlSigner
-
-    s = UrlSigner(tmp_path)
-    url = s.url(7, ttl=60, now=1000)
-    key = tmp_path / "secrets" / "media-url.key"
-    assert key.stat().st_mode & 0o777 == 0o600
-    exp, sig = url.split("?")[1].split("&")
-    assert s.check(7, exp[4:], sig[4:], now=1000)
-    assert not s.check(8, exp[4:], sig[4:], now=1000)  # bound to the id
-    assert UrlSigner(tmp_path).check(7, exp[4:], sig[4:], now=1000)  # the key persists
-
-
 async def test_numbers_beyond_sqlite_integers_are_client_errors_not_500(hub: Hub) -> None:
     """Found by schemathesis: a 34-digit media id or offset made SQLite's binding raise (500)."""
     huge = "9344358760484748769557223168802816"
@@ -156,3 +143,28 @@ async def test_a_cloud_url_aiohttp_cannot_connect_to_is_422_not_502(hub: Hub, ur
     """Found by schemathesis: `http://0` passed validation and failed later as a 502 from the cloud."""
     r = await hub.client.post("/api/cloud/link", json={"cloud": url})
     assert r.status == 422 and (await r.json())["field"] == "cloud"
+
+
+async def test_malformed_signed_urls_are_403_never_500(hub: Hub, cloud: FakeCloud, tmp_path: Path) -> None:
+    cloud.put("/a.mp4", b"abc")
+    link(cloud, tmp_path)
+    await hub.client.post("/api/media/sync")
+    await hub.service.wait_sync()
+    mid = (await (await hub.client.get("/api/media")).json())["items"][0]["id"]
+    good = hub.service.signer.url(mid, 600, hub.clock.now())
+    exp, sig = (kv.split("=", 1)[1] for kv in good.split("?", 1)[1].split("&"))
+    assert (await hub.client.get(good)).status == 200
+    for path, query in [
+        (f"/media/file/{mid}", {"exp": "\u00b2", "sig": sig}),  # "²".isdigit() is True
+        (f"/media/file/{mid}", {"exp": "\u0663" * 10, "sig": sig}),  # Arabic-Indic digits: int() takes them
+        (f"/media/file/{mid}", {"exp": "9" * 5000, "sig": sig}),  # past int()'s digit limit
+        (f"/media/file/{mid}", {"exp": f" {exp}", "sig": sig}),
+        (f"/media/file/{mid}", {"exp": f"+{exp}", "sig": sig}),
+        (f"/media/file/{mid}", {"exp": exp, "sig": "\u00e9" * 64}),  # compare_digest refuses non-ASCII str
+        (f"/media/file/{mid}", {"exp": exp, "sig": sig[:-1]}),
+        (f"/media/file/{mid}", {"exp": exp}),
+        (f"/media/file/\u0663{mid}", {"exp": exp, "sig": sig}),
+        ("/media/file/x", {"exp": exp, "sig": sig}),
+    ]:
+        r = await hub.client.get(path, params=query)
+        assert r.status == 403, (path, query, r.status)

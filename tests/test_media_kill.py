@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +21,7 @@ MiB = 1 << 20
 
 async def run_sync(data: Path) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hub.media", "--data", str(data), "sync", "--once", "--quiet",
+        sys.executable, "-m", "hub.cli", "sync", "--once", "--quiet", "--data", str(data),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=Path(__file__).parent.parent,
     )
 
@@ -44,7 +46,7 @@ async def test_sigkill_mid_download_then_rerun(cloud: FakeCloud, tmp_path: Path)
     TokenFile(data).save(Tokens(cloud.url, t["access_token"], t["refresh_token"], None))
     cloud.faults.trickle = 4 * MiB  # bytes/s: the film takes ~2 s
 
-    halfway = cloud.wait_sent(big.id, 4 * MiB)
+    halfway = cloud.wait_sent(big.id, 7 * MiB)  # past the first 4 MiB block's checkpoint
     proc = await run_sync(data)
     try:
         await asyncio.wait_for(halfway, 30)
@@ -65,6 +67,9 @@ async def test_sigkill_mid_download_then_rerun(cloud: FakeCloud, tmp_path: Path)
     partials = list((media / ".partial").glob("*.partial"))
     assert len(partials) == 1 and partials[0].stat().st_size >= 1 * MiB  # page-cache writes survive SIGKILL
     kept = partials[0].stat().st_size
+    sidecar = json.loads(partials[0].with_name(partials[0].name + ".json").read_text())
+    saved = len(sidecar["blocks"])  # digests of blocks fsynced before the kill
+    assert saved >= 1 or kept < 5 * MiB  # the 4 MiB checkpoint is written before the 5th MiB
 
     cloud.faults.trickle = None
     before = len(cloud.requests)
@@ -75,7 +80,11 @@ async def test_sigkill_mid_download_then_rerun(cloud: FakeCloud, tmp_path: Path)
     assert [r["id"] for r in second] == [big.id]  # finished files were not fetched again
     assert second[0]["range"] == f"bytes={kept}-" and second[0]["status"] == 206
     assert second[0]["sent"] == 8 * MiB - kept  # nothing re-downloaded
-    assert f"{8 * MiB - kept} bytes received, {kept} resumed" in " ".join(out.decode().split())
+    said = " ".join(out.decode().split())
+    assert f"{8 * MiB - kept} bytes received, {kept} resumed" in said
+    # the block digests saved before the kill were kept: only the block it cut was read back
+    rehashed = int(re.search(r"(\d+) re-hashed", said).group(1))  # type: ignore[union-attr]
+    assert rehashed == kept - saved * 4 * MiB
 
     manifest = tmp_path / "manifest"
     manifest.write_text(cloud.manifest())

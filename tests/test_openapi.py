@@ -24,6 +24,7 @@ from hub.broker import free_port
 from hub.config import HubConfig
 from hub.core import Hub
 from hub.media.cli import cloud_link
+from hub.service import media_service
 from hub.web.app import make_app
 from hub.web.openapi import openapi
 from tests.conftest import RunningHub, until
@@ -35,7 +36,7 @@ MAX_EXAMPLES = 20  # per operation and phase: enough to find a 500 or a schema b
 
 
 def served_api_operations(hub: Hub) -> set[tuple[str, str]]:
-    app = make_app(hub, watch_cloud=False)
+    app = make_app(hub, media_service(hub))
     return {(r.method.lower(), r.resource.canonical) for r in app.router.routes()
             if r.resource is not None and r.resource.canonical.startswith("/api/") and r.method != "HEAD"}
 

@@ -1,7 +1,7 @@
 """aiohttp routes for the media library; the lead's middleware applies auth to /api/*.
 
-`/media/file/{id}` is authorised by its signature alone (the projector has no session):
-HMAC-SHA256 over "<id>:<exp>", 403 when bad or expired; Range is served per RFC 9110 §14.
+`/media/file/{id}` is authorised by its signature alone (the projector has no session, see
+signing.py): 403 when malformed, forged or expired; Range is served per RFC 9110 §14.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..web.access import public
 from .service import MediaService, UnknownMedia
+from .signing import parse_id
 
 SERVICE = web.AppKey("media_service", MediaService)
 SQLITE_MAX_INT = 2**63 - 1  # media ids and offsets end up as SQLite INTEGERs; beyond this it can't bind them
@@ -60,14 +61,6 @@ def _invalid(exc: ValidationError) -> web.Response:
     return web.json_response({"error": "invalid", "field": field, "rule": err["msg"]}, status=422)
 
 
-def _media_id(text: str) -> int | None:
-    """A media id from the path: ASCII digits within SQLite's INTEGER range, else None."""
-    if not (text.isascii() and text.isdigit() and len(text) <= 19):
-        return None
-    value = int(text)
-    return value if value <= SQLITE_MAX_INT else None
-
-
 def _base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
@@ -92,10 +85,9 @@ async def sync_status(request: web.Request) -> web.Response:
 
 
 async def play(request: web.Request) -> web.Response:
-    media_id = _media_id(request.match_info["id"])
+    media_id = parse_id(request.match_info["id"])
     if media_id is None:
-        return web.json_response({"error": "invalid", "field": "id", "rule": "must be an integer from 0 to 2^63-1"},
-                                 status=422)
+        return web.json_response({"error": "invalid", "field": "id", "rule": "must be an integer from 0 to 10^18-1"}, status=422)
     try:
         raw: Any = await request.json()
     except ValueError:
@@ -113,17 +105,17 @@ async def play(request: web.Request) -> web.Response:
 
 @public  # the projector has no session: the URL's signature is its authority
 async def media_file(request: web.Request) -> web.StreamResponse:
-    media_id = _media_id(request.match_info["id"])
-    if media_id is None:
-        raise web.HTTPNotFound()
+    query = request.query
     try:
-        found = await request.app[SERVICE].file_for(media_id, request.query.get("exp"), request.query.get("sig"))
+        found = await request.app[SERVICE].file_for(request.match_info["id"], query.get("exp"), query.get("sig"))
     except UnknownMedia:
         raise web.HTTPNotFound() from None
     if found is None:
         raise web.HTTPForbidden(text="bad or expired signature")
     path, row = found
-    headers = {"X-Content-SHA256": row["sha256"], "Cache-Control": "private, max-age=3600"}
+    headers = {"Cache-Control": "private, max-age=3600"}
+    if row["sha256"]:  # a resumed download has none until `hub media verify` fills it in
+        headers["X-Content-SHA256"] = row["sha256"]
     if row.get("duration_ms") is not None:
         headers["X-Media-Duration-Ms"] = str(row["duration_ms"])
     resp = _FileResponse(path, headers=headers)

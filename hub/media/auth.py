@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from .clock import Clock, SystemClock
+from .durable import replace_file
 
 log = logging.getLogger(__name__)
 
@@ -75,28 +75,10 @@ class TokenResponse(BaseModel):
 
 
 def write_secret(path: Path, data: bytes) -> None:
-    """Atomically and durably replace `path` with `data`, mode 0600. Blocking."""
+    """Atomically and durably replace `path` with `data`, mode 0600, in a 0700 folder. Blocking."""
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    replace_file(path, data, 0o600)
 
 
 class TokenFile:

@@ -1,29 +1,27 @@
-"""`hub cloud link`, `hub cloud unlink` and `hub sync` as functions the main CLI calls.
-
-Also runnable alone: `python -m hub.media --data DIR {link --cloud URL | unlink | sync [--once]}`.
-"""
+"""`hub cloud link|unlink`, `hub sync` and `hub media verify|manifest`: what hub/cli.py runs."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from ..config import default_data_dir
 from ..store import Store
 from .auth import CloudAuthError, DeviceCode, TokenFile, TokenSource, link
 from .client import CloudClient, CloudError, RetryLater
 from .clock import Clock, SystemClock
 from .library import manifest
+from .lock import SyncBusy, SyncLock
 from .sync import SyncEngine, SyncPolicy
 from .trash import DeletePolicy
+from .verify import verify_library
+
+BUSY = 3  # exit status when another process is syncing the same data directory
 
 
 async def cloud_link(data_dir: Path, cloud_url: str, console: Console | None = None, clock: Clock | None = None) -> int:
@@ -95,9 +93,12 @@ async def sync(
 
     clock = SystemClock()
     try:
+        if not once:
+            console.print(f"syncing {data_dir / 'media'} (Ctrl-C stops)")
         async with aiohttp.ClientSession() as session:
             client = CloudClient(session, TokenSource(session, tokens, clock), t.cloud_url, clock)
-            engine = SyncEngine(store, data_dir, client, policy=policy, clock=clock, on_progress=on_progress)
+            engine = SyncEngine(store, data_dir, client, policy=policy, clock=clock, on_progress=on_progress,
+                                owner="hub sync")
             with bar:
                 if not once:
                     await engine.run()
@@ -106,13 +107,21 @@ async def sync(
         c = engine.counters
         console.print(
             f"synced: {report.downloaded} downloaded, {report.moved} moved, {report.deleted} deleted, "
-            f"{len(report.failed)} failed; {c.bytes_received} bytes received, {c.bytes_reused} resumed"
+            f"{len(report.failed)} failed; {c.bytes_received} bytes received, {c.bytes_reused} resumed, "
+            f"{c.bytes_rehashed} re-hashed"
         )
+        if report.deferred:
+            console.print(f"{report.deferred} files are being played: they are replaced or trashed once playback stops")
         for r in report.rejected:
-            console.print(f"[yellow]skipped unsafe path[/] {r}")
+            console.print(f"[yellow]skipped unsafe path[/] {escape(r)}", soft_wrap=True)
         if report.deletions_blocked:
             console.print(f"[yellow]deletions held back:[/] {report.deletions_blocked}")
         return 1 if report.failed else 0
+    except SyncBusy as exc:
+        console.print(f"[yellow]Not syncing:[/] {escape(str(exc))}. A running hub syncs on its own "
+                      "(POST /api/media/sync or the UI starts a pass now); or try again when it is done.",
+                      soft_wrap=True)
+        return BUSY
     except CloudAuthError as exc:
         console.print(f"[red]Cloud refused the hub:[/] {exc}")
         return 2
@@ -135,37 +144,45 @@ async def write_manifest(data_dir: Path, out: Path) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hub.media", description="cloud media sync")
-    ap.add_argument("--data", type=Path, default=default_data_dir())
-    ap.add_argument("-v", "--verbose", action="store_true")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("link", help="link to a cloud account (device code)")
-    p.add_argument("--cloud", required=True)
-    sub.add_parser("unlink", help="forget the cloud tokens (keeps files)")
-    p = sub.add_parser("sync", help="sync media from the cloud")
-    p.add_argument("--once", action="store_true")
-    p.add_argument("--bwlimit", type=float, default=None, help="bytes per second")
-    p.add_argument("--transfers", type=int, default=3)
-    p.add_argument("--max-deletes", type=int, default=None)
-    p.add_argument("--quiet", action="store_true")
-    p = sub.add_parser("manifest", help="print the library's content-hash manifest to a file")
-    p.add_argument("out", type=Path)
-    a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if a.cmd == "link":
-        return asyncio.run(cloud_link(a.data, a.cloud))
-    if a.cmd == "unlink":
-        return cloud_unlink(a.data)
-    if a.cmd == "manifest":
-        return asyncio.run(write_manifest(a.data, a.out))
+async def verify(data_dir: Path, refetch: bool = True, console: Console | None = None, quiet: bool = False) -> int:
+    """Re-hash the library; report damaged and missing files and fetch them again; 0 when all is well."""
+    console = console or Console(stderr=True)
+    store = Store(Path(data_dir) / "hub.db")
+    lock = SyncLock(data_dir, "hub media verify")
     try:
-        return asyncio.run(
-            sync(a.data, a.once, bandwidth=a.bwlimit, concurrency=a.transfers, max_deletes=a.max_deletes, quiet=a.quiet)
-        )
-    except KeyboardInterrupt:
-        return 130
+        await asyncio.to_thread(lock.acquire)
+    except SyncBusy as exc:
+        console.print(f"[yellow]Not verifying:[/] {escape(str(exc))}; try again when it is done.", soft_wrap=True)
+        return BUSY
+    await store.start()
+    try:
+        bar = Progress(TextColumn("verifying"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                       TimeRemainingColumn(), console=console, disable=quiet)
+        with bar:
+            task = bar.add_task("verify", total=None)
+            loop = asyncio.get_running_loop()
 
+            def on_file(size: int) -> None:  # called from the hashing thread
+                loop.call_soon_threadsafe(lambda: bar.advance(task, size))
 
-if __name__ == "__main__":
-    sys.exit(main())
+            report = await verify_library(store, data_dir, SystemClock().now(), on_file)
+    finally:
+        await store.stop()
+        await asyncio.to_thread(lock.release)
+    console.print(f"verified {report.checked} files ({report.bytes} bytes): "
+                  f"{len(report.damaged)} damaged, {len(report.missing)} missing")
+    for path in report.damaged:
+        console.print(f"[red]damaged[/] {escape(path)} (moved to {escape(str(Path(data_dir) / 'media-trash'))})",
+                      soft_wrap=True)
+    for path in report.missing:
+        console.print(f"[red]missing[/] {escape(path)}", soft_wrap=True)
+    if report.ok:
+        return 0
+    if not refetch:
+        console.print("Run `hub sync --once` to fetch them again.")
+        return 1
+    if TokenFile(data_dir).load() is None:
+        console.print("Not linked to a cloud: link it (`hub cloud link`) and sync to fetch them again.")
+        return 1
+    console.print("fetching them again…")
+    return await sync(data_dir, once=True, console=console, quiet=quiet)

@@ -1,7 +1,10 @@
 """One file from the cloud into `<media>/.partial/`, resumable across runs and verified.
 
 Resume uses Range + If-Range with the strong ETag of the partial's first response, saved in a
-sidecar beside the .partial (RFC 9110 §13.1.5, §14.2). A 200 to a ranged request (Range
+sidecar beside the .partial (RFC 9110 §13.1.5, §14.2). The sidecar also keeps the digests of
+the complete 4 MiB blocks, each written only after its bytes were fsynced, so a resumed file
+re-hashes at most the one block a crash cut, never the whole partial. Small files (one write)
+get no sidecar: they are cheaper to fetch again than to checkpoint. A 200 to a ranged request (Range
 ignored, or the file changed so If-Range failed) restarts from byte 0; a 206 must start at our
 offset and name the expected complete length (§14.4). The result is accepted only if its size
 and content hash match the listing, then fsynced; the caller renames it into place.
@@ -22,7 +25,8 @@ import aiohttp
 
 from .client import TRANSPORT_ERRORS, CloudClient, CloudError, RetryLater
 from .clock import Clock
-from .contenthash import Digests, StreamHasher, hash_into
+from .contenthash import BLOCK, Digests, StreamHasher, hash_into
+from .durable import fsync_file, rename_into, replace_file
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,7 @@ class Counters:
     bytes_redownloaded: int = 0  # bytes received again that had already been received once
     resumes: int = 0  # ranged requests answered 206
     restarts: int = 0  # ranged requests answered 200 (Range ignored or If-Range failed)
+    bytes_rehashed: int = 0  # bytes of a resumed .partial read back to hash (the block a crash cut)
     verify_failures: int = 0
     files_downloaded: int = 0
     transport_retries: int = 0
@@ -111,6 +116,15 @@ class _Partial:
     offset: int = 0
     debt: int = 0  # bytes held before and discarded: receiving them again is re-downloading
     hasher: StreamHasher = field(default_factory=StreamHasher)
+    saved_blocks: int = -1  # block digests in the sidecar; -1: no sidecar written
+    synced: bool = False  # the bytes on disk are fsynced
+    placed: bool = False  # verified, fsynced and renamed to its destination
+    on_disk: bool = False  # a partial or sidecar may exist (else starting over needs no I/O)
+    dest: Path | None = None
+
+
+def _verified(digests: Digests, job: Job) -> bool:
+    return digests.size == job.size and digests.content_hash == job.content_hash.lower()
 
 
 class Downloader:
@@ -126,6 +140,7 @@ class Downloader:
         on_bytes=None,
         verify_attempts: int = 3,
         transport_attempts: int = 8,
+        existing: set[str] | None = None,
     ) -> None:
         self.client = client
         self.dir = partial_dir
@@ -135,22 +150,36 @@ class Downloader:
         self.on_bytes = on_bytes  # callable(job, n) for progress; n may be negative on discard
         self.verify_attempts = verify_attempts
         self.transport_attempts = transport_attempts
+        self.existing = existing  # names in the partial folder when known (a fresh job then costs no I/O)
 
     # -- partial bookkeeping (blocking helpers run in threads) --
 
+    def _new_partial(self, job: Job) -> _Partial:
+        path = self.dir / partial_name(job.cloud_id)
+        return _Partial(path, path.with_name(path.name + ".json"))
+
     def _open_partial(self, job: Job) -> _Partial:
         self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / partial_name(job.cloud_id)
-        p = _Partial(path, path.with_name(path.name + ".json"))
+        p = self._new_partial(job)
+        p.on_disk = True
+        path = p.path
         try:
             meta = json.loads(p.meta.read_text())
             have = path.stat().st_size
-        except (FileNotFoundError, ValueError, OSError):
-            meta, have = None, path.stat().st_size if path.exists() else 0
-        if meta and meta.get("content_hash") == job.content_hash and meta.get("size") == job.size and have <= job.size and meta.get("etag"):
+            blocks = [bytes.fromhex(b) for b in meta.get("blocks", [])]
+        except (OSError, ValueError, TypeError, AttributeError):
+            meta, blocks = None, []
+            have = path.stat().st_size if path.exists() else 0
+        durable = len(blocks) * BLOCK
+        if (isinstance(meta, dict) and meta.get("content_hash") == job.content_hash and meta.get("size") == job.size
+                and durable <= have <= job.size and isinstance(meta.get("etag"), str)
+                and all(len(b) == 32 for b in blocks)):
             p.etag = meta["etag"]
+            p.hasher = StreamHasher(blocks)
+            p.saved_blocks = len(blocks)
+            hash_into(p.hasher, path, have - durable, start=durable)  # only the block the crash cut
+            self.counters.bytes_rehashed += have - durable
             p.offset = have
-            hash_into(p.hasher, path, have)
             if p.hasher.size != have:  # the file changed under us; start over
                 self._discard(p)
         elif have:
@@ -169,29 +198,56 @@ class Downloader:
         p.offset = 0
         p.etag = None
         p.hasher = StreamHasher()
+        p.saved_blocks = -1
+        p.synced = False
+        p.on_disk = False
 
-    def _start_fresh(self, p: _Partial, job: Job, etag: str | None) -> None:
+    def _start_fresh(self, p: _Partial, etag: str | None) -> None:
         self._discard(p)
         p.etag = etag
-        with open(p.path, "wb"):
-            pass
-        if etag:
-            p.meta.write_text(json.dumps({"etag": etag, "content_hash": job.content_hash, "size": job.size}))
 
-    @staticmethod
-    def _append(p: _Partial, data: bytes) -> None:
+    def _append(self, p: _Partial, job: Job, data: bytes) -> None:
+        """Write and hash `data` mid-transfer; save the sidecar when a block completed. Blocking."""
+        p.on_disk = True
         with open(p.path, "ab") as f:
             f.write(data)
-        p.hasher.update(data)
-        p.offset += len(data)
+            p.hasher.update(data)
+            p.offset += len(data)
+            p.synced = False
+            if p.etag is None or len(p.hasher.blocks) == p.saved_blocks:
+                return
+            if len(p.hasher.blocks) > max(p.saved_blocks, 0):
+                f.flush()
+                os.fsync(f.fileno())  # a block digest is saved only once its bytes are durable
+        meta = {"etag": p.etag, "content_hash": job.content_hash, "size": job.size,
+                "blocks": [b.hex() for b in p.hasher.blocks]}
+        replace_file(p.meta, json.dumps(meta).encode(), 0o644, sync=False)  # losing it costs a re-fetch only
+        p.saved_blocks = len(p.hasher.blocks)
+
+    def _finish(self, p: _Partial, job: Job, data: bytes, dest: Path | None) -> None:
+        """The last write: hash; if it verifies, fsync and rename to `dest` (one thread hop). Blocking."""
+        p.on_disk = True
+        with open(p.path, "ab") as f:
+            f.write(data)
+            p.hasher.update(data)
+            p.offset += len(data)
+            p.synced = False
+            if not _verified(p.hasher.result(), job):
+                return  # fetch() counts the failure and starts over
+            f.flush()
+            os.fsync(f.fileno())
+            p.synced = True
+        self._place(p, dest)
 
     @staticmethod
-    def _fsync(path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def _place(p: _Partial, dest: Path | None) -> None:
+        """fsync the verified partial if needed and rename it to `dest`. Blocking."""
+        if not p.synced:
+            fsync_file(p.path)
+            p.synced = True
+        if dest is not None:
+            rename_into(p.path, dest)
+            p.placed = True
 
     def remove(self, job: Job) -> None:
         """Forget a job's partial (after it was installed). Blocking."""
@@ -204,9 +260,16 @@ class Downloader:
 
     # -- the transfer --
 
-    async def fetch(self, job: Job) -> tuple[Path, Digests]:
-        """Download (or finish) the job; returns the verified, fsynced partial and its digests."""
-        p = await asyncio.to_thread(self._open_partial, job)
+    async def fetch(self, job: Job, dest: Path | None = None) -> tuple[Path, Digests]:
+        """Download (or finish) the job: verified, fsynced and renamed to `dest` (if given).
+
+        Returns where the file is now and its digests.
+        """
+        if self.existing is not None and partial_name(job.cloud_id) not in self.existing:
+            p = self._new_partial(job)  # nothing to resume: no I/O before the request
+        else:
+            p = await asyncio.to_thread(self._open_partial, job)
+        p.dest = dest
         if p.offset:
             self.counters.bytes_reused += p.offset
             self._progress(job, p.offset)
@@ -228,10 +291,11 @@ class Downloader:
                     await self.client.backoff(transport_tries, exc)
                     continue
             digests = p.hasher.result()
-            if digests.size == job.size and digests.content_hash == job.content_hash.lower():
-                await asyncio.to_thread(self._fsync, p.path)
+            if _verified(digests, job):
+                if not p.placed:
+                    await asyncio.to_thread(self._complete, p)
                 self.counters.files_downloaded += 1
-                return p.path, digests
+                return (p.dest if p.placed and p.dest else p.path), digests
             verify_tries += 1
             self.counters.verify_failures += 1
             log.warning(
@@ -242,6 +306,12 @@ class Downloader:
             await asyncio.to_thread(self._discard, p)
             if verify_tries >= self.verify_attempts:
                 raise DownloadFailed(f"{job.cloud_path}: content did not verify after {verify_tries} downloads")
+
+    def _complete(self, p: _Partial) -> None:
+        """A partial that verified without a final write (resumed whole, or 416). Blocking."""
+        if not p.path.exists():
+            p.path.touch()
+        self._place(p, p.dest)
 
     def _progress(self, job: Job, n: int) -> None:
         if self.on_bytes and n:
@@ -285,7 +355,10 @@ class Downloader:
                     self.counters.restarts += 1
                     log.info("%s: server sent the whole file (Range ignored or changed); restarting", job.cloud_path)
                 self._progress(job, -p.offset)
-                await asyncio.to_thread(self._start_fresh, p, job, etag)
+                if p.on_disk:
+                    await asyncio.to_thread(self._start_fresh, p, etag)
+                else:  # nothing written yet: nothing to throw away
+                    p.etag = etag
             expected = resp.content_length
             got = 0
             buf = bytearray()
@@ -304,15 +377,16 @@ class Downloader:
                     self._progress(job, len(chunk))
                     if len(buf) >= FLUSH:
                         data, buf = bytes(buf), bytearray()
-                        await asyncio.to_thread(self._append, p, data)
+                        await asyncio.to_thread(self._append, p, job, data)
             except Exception:
                 if buf:  # keep what arrived intact so the retry resumes after it
-                    await asyncio.to_thread(self._append, p, bytes(buf))
+                    await asyncio.to_thread(self._append, p, job, bytes(buf))
                 raise
-            if buf:
-                await asyncio.to_thread(self._append, p, bytes(buf))
             if expected is not None and got != expected:
+                if buf:
+                    await asyncio.to_thread(self._append, p, job, bytes(buf))
                 raise RetryLater(f"short body: {got} of {expected} bytes")
+            await asyncio.to_thread(self._finish, p, job, bytes(buf), p.dest)
 
     @staticmethod
     def _content_range(resp: aiohttp.ClientResponse) -> tuple[int | None, int | None]:

@@ -1,4 +1,4 @@
-"""The media library's SQLite side: what the cloud has, what is on disk, queries, signed URLs.
+"""The media library's SQLite side: what the cloud has, what is on disk, and queries.
 
 Tables (all written on the Store's one DB thread):
 - `media_remote`: the cloud's current files as last listed (the desired state);
@@ -8,10 +8,6 @@ Tables (all written on the Store's one DB thread):
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +15,6 @@ from typing import Any
 
 import sqlite_utils
 
-from .auth import write_secret
 from .client import DeletedEntry, FileEntry, FolderEntry
 
 REMOTE_COLUMNS = ("cloud_id", "path", "rev", "size", "content_hash", "server_modified", "media_type", "kind", "width", "height", "duration_ms")
@@ -166,7 +161,7 @@ def plan(db: sqlite_utils.Database) -> Plan:
     c.row_factory = _dict_row
     try:
         downloads = c.execute(
-            """SELECT r.*, m.local_path AS old_local_path FROM media_remote r LEFT JOIN media m ON m.cloud_id = r.cloud_id
+            """SELECT r.*, m.local_path AS old_local_path, m.id AS old_id FROM media_remote r LEFT JOIN media m ON m.cloud_id = r.cloud_id
                WHERE m.cloud_id IS NULL OR m.content_hash != r.content_hash OR m.size != r.size
                ORDER BY r.server_modified DESC, r.size ASC"""  # newest first: something playable soon
         ).fetchall()
@@ -193,18 +188,38 @@ def _dict_row(cursor: Any, row: tuple) -> dict[str, Any]:
     return {d[0]: v for d, v in zip(cursor.description, row)}
 
 
+def all_files(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every library row, for verification."""
+    ensure_schema(db)
+    cur = db.execute("SELECT id, path, local_path, size, content_hash, sha256 FROM media ORDER BY local_path")
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
 def local_files(db: sqlite_utils.Database) -> list[tuple[int, str, int]]:
     """(id, local_path, size) of every library file."""
     ensure_schema(db)
     return [tuple(r) for r in db.execute("SELECT id, local_path, size FROM media")]
 
 
-def install(db: sqlite_utils.Database, remote: dict[str, Any], local_path: str, sha256: str, now: float) -> int:
-    """Record a verified file (new or replacing its previous version); keeps the row's id."""
+def install(db: sqlite_utils.Database, remote: dict[str, Any], local_path: str, sha256: str | None, now: float) -> int:
+    """Record one verified file (new or replacing its previous version); keeps the row's id."""
+    install_many(db, [(remote, local_path, sha256)], now)
+    return db.execute("SELECT id FROM media WHERE cloud_id = ?", [remote["cloud_id"]]).fetchone()[0]
+
+
+def install_many(db: sqlite_utils.Database, files: list[tuple[dict[str, Any], str, str | None]], now: float) -> None:
+    """Record verified files (remote row, local path, SHA-256 or None) in one transaction."""
     ensure_schema(db)
+    rows = [
+        [remote["cloud_id"], remote["path"], local_path, remote["size"], remote["content_hash"], remote["rev"],
+         remote["media_type"], remote["kind"], remote["width"], remote["height"], remote["duration_ms"],
+         remote["server_modified"], now, sha256 or ""]
+        for remote, local_path, sha256 in files
+    ]
     with db.conn:
         db.execute("BEGIN IMMEDIATE")
-        db.execute(
+        db.conn.executemany(
             """INSERT INTO media (cloud_id, path, local_path, size, content_hash, rev, media_type, kind,
                                   width, height, duration_ms, server_modified, synced_at, sha256)
                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
@@ -213,22 +228,28 @@ def install(db: sqlite_utils.Database, remote: dict[str, Any], local_path: str, 
                  media_type=excluded.media_type, kind=excluded.kind, width=excluded.width,
                  height=excluded.height, duration_ms=excluded.duration_ms,
                  server_modified=excluded.server_modified, synced_at=excluded.synced_at, sha256=excluded.sha256""",
-            [remote["cloud_id"], remote["path"], local_path, remote["size"], remote["content_hash"], remote["rev"],
-             remote["media_type"], remote["kind"], remote["width"], remote["height"], remote["duration_ms"],
-             remote["server_modified"], now, sha256],
+            rows,
         )
-    return db.execute("SELECT id FROM media WHERE cloud_id = ?", [remote["cloud_id"]]).fetchone()[0]
 
 
-def relocate(db: sqlite_utils.Database, media_id: int, path: str, local_path: str) -> None:
+def set_sha256(db: sqlite_utils.Database, digests: list[tuple[int, str]]) -> None:
+    """(media id, plain SHA-256) for rows that had none, in one transaction."""
     with db.conn:
-        db.execute("UPDATE media SET path = ?, local_path = ? WHERE id = ?", [path, local_path, media_id])
+        db.execute("BEGIN IMMEDIATE")
+        db.conn.executemany("UPDATE media SET sha256 = ? WHERE id = ?", [(h, i) for i, h in digests])
+
+
+def relocate(db: sqlite_utils.Database, moves: list[tuple[int, str, str]]) -> None:
+    """(media id, cloud path, local path) of moved files, in one transaction."""
+    with db.conn:
+        db.execute("BEGIN IMMEDIATE")
+        db.conn.executemany("UPDATE media SET path = ?, local_path = ? WHERE id = ?", [(p, lp, i) for i, p, lp in moves])
 
 
 def remove(db: sqlite_utils.Database, media_ids: list[int]) -> None:
     with db.conn:
-        for i in media_ids:
-            db.execute("DELETE FROM media WHERE id = ?", [i])
+        db.execute("BEGIN IMMEDIATE")
+        db.conn.executemany("DELETE FROM media WHERE id = ?", [(i,) for i in media_ids])
 
 
 # --- queries for the API -------------------------------------------------------------------
@@ -274,42 +295,6 @@ def get(db: sqlite_utils.Database, media_id: int) -> dict[str, Any] | None:
 def manifest(db: sqlite_utils.Database) -> list[str]:
     """`<content_hash>  <local path>` lines (the format `rclone check --checkfile dropbox` reads)."""
     return [f"{h}  {p}" for h, p in db.execute("SELECT content_hash, local_path FROM media ORDER BY local_path")]
-
-
-# --- signed URLs ---------------------------------------------------------------------------
-
-
-class UrlSigner:
-    """HMAC-SHA256 over "<id>:<exp>" with a key kept in `<data>/secrets/media-url.key` (0600)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = Path(data_dir) / "secrets" / "media-url.key"
-        self._key: bytes | None = None
-
-    def key(self) -> bytes:
-        """The key, created on first use. Blocking (file I/O)."""
-        if self._key is None:
-            try:
-                self._key = bytes.fromhex(self.path.read_text().strip())
-            except (FileNotFoundError, ValueError):
-                write_secret(self.path, secrets.token_hex(32).encode())
-                self._key = bytes.fromhex(self.path.read_text().strip())
-        return self._key
-
-    def sign(self, media_id: int, exp: int) -> str:
-        return hmac.new(self.key(), f"{media_id}:{exp}".encode(), hashlib.sha256).hexdigest()
-
-    def url(self, media_id: int, ttl: float = 6 * 3600, now: float | None = None) -> str:
-        """The path and query of a URL valid for `ttl` seconds."""
-        exp = int((time.time() if now is None else now) + ttl)
-        return f"/media/file/{media_id}?exp={exp}&sig={self.sign(media_id, exp)}"
-
-    def check(self, media_id: int, exp: str | None, sig: str | None, now: float | None = None) -> bool:
-        if not exp or not sig or not (exp.isascii() and exp.isdigit()) or len(exp) > 19:
-            return False  # int() of thousands of digits raises (and no expiry is that far away)
-        if int(exp) < (time.time() if now is None else now):
-            return False
-        return hmac.compare_digest(self.sign(media_id, int(exp)), sig.lower())
 
 
 def resolve(media_dir: Path, local_path: str) -> Path | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from . import library
 from .auth import CloudAuthError, DeviceCode, TokenFile, TokenSource, link
 from .client import CloudClient
 from .clock import Clock, SystemClock
+from .signing import UrlSigner
 from .sync import SyncEngine, SyncPolicy
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,11 @@ class UnknownMedia(LookupError):
 
 
 class MediaService:
-    """Everything api.py needs; the lead passes `play(device_id, url)` (the hub's command path)."""
+    """The media feature: sync control, library, playback URLs; started and stopped with the hub.
+
+    `play(device_id, url)` is the hub's command path and `in_use()` the files players are showing
+    (see players.py); api.py serves it over HTTP.
+    """
 
     def __init__(
         self,
@@ -40,6 +45,7 @@ class MediaService:
         public_url: str | None = None,
         url_ttl: float = 6 * 3600,
         watch: bool = False,
+        in_use: Callable[[], Collection[int]] | None = None,
     ) -> None:
         self.store = store
         self.data_dir = Path(data_dir)
@@ -51,7 +57,8 @@ class MediaService:
         self.public_url = public_url  # e.g. "http://192.168.1.5:8080"; else taken from the request
         self.url_ttl = url_ttl
         self.watch = watch  # keep syncing (long-poll) while linked
-        self.signer = library.UrlSigner(self.data_dir)
+        self.in_use = in_use  # media ids being played: not trashed or replaced until playback stops
+        self.signer = UrlSigner(self.data_dir)
         self.tokens = TokenFile(self.data_dir)
         self._session: aiohttp.ClientSession | None = None
         self._engine: SyncEngine | None = None
@@ -92,7 +99,8 @@ class MediaService:
         if self._engine is None or self._engine.client.base != tokens.cloud_url.rstrip("/"):
             client = CloudClient(self._session, TokenSource(self._session, self.tokens, self.clock), tokens.cloud_url, self.clock)
             self._engine = SyncEngine(
-                self.store, self.data_dir, client, policy=self.policy, clock=self.clock, on_progress=self.on_progress
+                self.store, self.data_dir, client, policy=self.policy, clock=self.clock, on_progress=self.on_progress,
+                in_use=self.in_use, owner="hub",
             )
         return self._engine
 
@@ -206,15 +214,15 @@ class MediaService:
         result = await self._play(device, url)
         return {"media": media_id, "device": device, "url": url, "result": result}
 
-    async def file_for(self, media_id: int, exp: str | None, sig: str | None) -> tuple[Path, dict[str, Any]] | None:
-        """The file behind a signed URL, or None when the signature is bad or expired."""
-        ok = await asyncio.to_thread(self.signer.check, media_id, exp, sig, self.clock.now())
-        if not ok:
+    async def file_for(self, media_id: str, exp: str | None, sig: str | None) -> tuple[Path, dict[str, Any]] | None:
+        """The file behind a signed URL's parts, or None when they are malformed, forged or expired."""
+        mid = self.signer.check(media_id, exp, sig, self.clock.now())  # the key was loaded by start()
+        if mid is None:
             return None
-        row = await self.store.call(lambda db: library.get(db, media_id))
+        row = await self.store.call(lambda db: library.get(db, mid))
         if row is None:
-            raise UnknownMedia(media_id)
+            raise UnknownMedia(mid)
         path = await asyncio.to_thread(library.resolve, self.media_dir, row["local_path"])
         if path is None:
-            raise UnknownMedia(media_id)
+            raise UnknownMedia(mid)
         return path, row

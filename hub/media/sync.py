@@ -1,10 +1,12 @@
 """The sync engine: pull the change feed into SQLite, then make `<data>/media/` match it.
 
-One pass (`sync_once`): follow the cursor to the end (a full listing first, or again after a
-410), saving the cursor with each page it applied; plan against the library; carry out
-capped, trash-backed deletions (only after a complete listing); rename moved files; download
-the rest with bounded concurrency, each verified, fsynced and renamed into place before its
-SQLite row is committed. `run()` repeats passes, long-polling the feed between them.
+One pass (`sync_once`, under the data directory's SyncLock): follow the cursor to the end (a
+full listing first, or again after a 410), saving the cursor with each page it applied; plan
+against the library; carry out capped, trash-backed deletions (only after a complete listing);
+rename moved files; download the rest with bounded concurrency, each verified, fsynced and
+renamed into place, then listed in batches (one folder fsync and one SQLite transaction per
+batch, see batch.py). Files being played (`in_use`) are neither trashed nor replaced until
+playback stops. `run()` repeats passes, long-polling the feed between them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import asyncio
 import inspect
 import logging
 import os
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -22,11 +25,14 @@ from . import library
 from .auth import CloudAuthError
 from .client import CloudClient, CloudError, CursorReset, RetryLater, TRANSPORT_ERRORS
 from .clock import Clock, SystemClock
+from .batch import BatchPolicy, InstallBatch, Landed
 from .contenthash import Digests, hash_file
 from .download import Counters, DownloadFailed, Downloader, FileChanged, FileGone, Job, RateLimiter, partial_name
+from .durable import fsync_dir, rename_into
+from .lock import SyncBusy, SyncLock
 from .paths import NameTable, UnsafePath, assign
 from .progress import Progress
-from .trash import DeletePolicy, Trash, decide, fsync_dir
+from .trash import DeletePolicy, Trash, decide
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +41,10 @@ PARTIAL_DIR = ".partial"
 
 @dataclass(frozen=True)
 class SyncPolicy:
-    concurrency: int = 3
+    concurrency: int = 3  # transfers at once; small files get more (they wait on round trips, not bytes)
+    small_file: int = 256 * 1024
+    small_concurrency: int = 12
+    batch: BatchPolicy = BatchPolicy()
     page_limit: int = 500
     bandwidth: float | None = None  # bytes per second for all downloads together; None = unlimited
     deletes: DeletePolicy = DeletePolicy()
@@ -45,6 +54,7 @@ class SyncPolicy:
     max_rounds: int = 3  # re-read the feed this often in one pass when files changed mid-download
     longpoll_timeout: int = 30
     progress_interval: float = 0.25
+    busy_retry: float = 15.0  # seconds between tries while another process syncs the folder
 
 
 @dataclass
@@ -59,6 +69,7 @@ class SyncReport:
     failed: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # unsafe or colliding cloud paths
     deletions_blocked: str | None = None
+    deferred: int = 0  # deletions and replacements held back while the file is being played
     resets: int = 0
     pages: int = 0
 
@@ -86,6 +97,8 @@ class SyncEngine:
         policy: SyncPolicy = SyncPolicy(),
         clock: Clock | None = None,
         on_progress: Callable[[dict[str, Any]], Any] | None = None,
+        in_use: Callable[[], Collection[int]] | None = None,
+        owner: str = "hub",
     ) -> None:
         self.store = store
         self.data_dir = Path(data_dir)
@@ -94,6 +107,8 @@ class SyncEngine:
         self.policy = policy
         self.clock = clock or SystemClock()
         self.on_progress = on_progress
+        self.in_use = in_use or (lambda: ())  # media ids being played right now
+        self.lock = SyncLock(self.data_dir, owner)
         self.counters = Counters()
         self.trash = Trash(self.data_dir)
         self.progress = Progress()
@@ -103,6 +118,7 @@ class SyncEngine:
         self._lock = asyncio.Lock()
         self._last_emit = 0.0
         self._listeners: set[asyncio.Future] = set()
+        self._unfinished: set[str] = set()
 
     # -- status and progress --
 
@@ -138,32 +154,44 @@ class SyncEngine:
     # -- one pass --
 
     async def sync_once(self) -> SyncReport:
+        """One pass; SyncBusy (at once) if another process is syncing this data directory."""
         async with self._lock:
-            report = SyncReport()
-            self.progress = Progress()
             try:
-                while True:
-                    report.rounds += 1
-                    changed_before = report.changed
-                    self._set_phase("listing")
-                    await self._pull(report)
-                    self._set_phase("planning")
-                    plan = await self._plan(report)
-                    self._set_phase("deleting")
-                    await self._delete(plan, report)
-                    self._set_phase("downloading")
-                    await self._transfer(plan, report)
-                    if report.changed == changed_before or report.rounds >= self.policy.max_rounds:
-                        break
-                await asyncio.to_thread(self.trash.purge, self.clock.now(), self.policy.deletes.retention_days)
-                self.last_error = None
-                return report
-            except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                await asyncio.to_thread(self.lock.acquire)
+            except SyncBusy as exc:
+                self.last_error = str(exc)
                 raise
+            try:
+                return await self._pass()
             finally:
-                self.last_report = report
-                self._set_phase("idle")
+                await asyncio.to_thread(self.lock.release)
+
+    async def _pass(self) -> SyncReport:
+        report = SyncReport()
+        self.progress = Progress()
+        try:
+            while True:
+                report.rounds += 1
+                changed_before = report.changed
+                self._set_phase("listing")
+                await self._pull(report)
+                self._set_phase("planning")
+                plan = await self._plan(report)
+                self._set_phase("deleting")
+                await self._delete(plan, report)
+                self._set_phase("downloading")
+                await self._transfer(plan, report)
+                if report.changed == changed_before or report.rounds >= self.policy.max_rounds:
+                    break
+            await asyncio.to_thread(self.trash.purge, self.clock.now(), self.policy.deletes.retention_days)
+            self.last_error = None
+            return report
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self.last_report = report
+            self._set_phase("idle")
 
     async def _pull(self, report: SyncReport) -> None:
         """Follow the feed to its end; each page and its cursor commit together."""
@@ -212,12 +240,15 @@ class SyncEngine:
             report.deletions_blocked = d.reason
             log.error("deletions held back: %s", d.reason)
             return
-        now = self.clock.now()
-        for row in plan.deletions:
-            await asyncio.to_thread(self.trash.move, self.media_dir, row["local_path"], now)
-            await self.store.call(lambda db, i=row["id"]: library.remove(db, [i]))
-            report.deleted += 1
-            log.info("moved %s to the trash (deleted in the cloud)", row["local_path"])
+        playing = set(self.in_use())
+        rows = [r for r in plan.deletions if r["id"] not in playing]
+        report.deferred += len(plan.deletions) - len(rows)
+        if not rows:
+            return
+        moved = await asyncio.to_thread(self.trash.move_many, self.media_dir, [r["local_path"] for r in rows], self.clock.now())
+        await self.store.call(lambda db: library.remove(db, [r["id"] for r in rows]))
+        report.deleted += len(rows)
+        log.info("moved %d files to the trash (deleted in the cloud)", len(moved))
 
     # -- placement --
 
@@ -271,23 +302,36 @@ class SyncEngine:
             return False
         return hash_file(full).content_hash == remote["content_hash"]
 
-    def _clean_partials(self, keep: set[str]) -> None:
+    def _clean_partials(self, keep: set[str]) -> set[str]:
+        """Remove partials no job of this pass wants; returns the names left. Blocking."""
         d = self.media_dir / PARTIAL_DIR
         if not d.is_dir():
-            return
+            return set()
+        left = set()
         for f in d.iterdir():
             base = f.name[: -len(".json")] if f.name.endswith(".json") else f.name
             if base not in keep:
                 f.unlink(missing_ok=True)
+            else:
+                left.add(f.name)
+        return left
 
-    def _rename_into_place(self, src: Path, rel: PurePosixPath) -> None:
-        """The atomic step that makes a verified file visible; then make it durable."""
-        dst = self.media_dir / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dst)
-        fsync_dir(dst.parent)
-        if src.parent != dst.parent:
-            fsync_dir(src.parent)
+    def _move_all(self, moves: list[tuple[dict, dict, PurePosixPath]]) -> tuple[list[tuple[int, str, str]], list[int]]:
+        """Rename moved files, then fsync the folders touched, once each. Blocking."""
+        done, failed, dirs = [], [], set()
+        for mrow, rrow, rel in moves:
+            src = self.media_dir / mrow["local_path"]
+            try:
+                rename_into(src, self.media_dir / rel)
+            except OSError as exc:
+                log.warning("could not move %s: %s; will fetch again", mrow["local_path"], exc)
+                failed.append(mrow["id"])
+                continue
+            dirs |= {src.parent, (self.media_dir / rel).parent}
+            done.append((mrow["id"], rrow["path"], str(rel)))
+        for d in dirs:
+            fsync_dir(d)
+        return done, failed
 
     async def _transfer(self, plan: library.Plan, report: SyncReport) -> None:
         if not plan.downloads and not plan.moves:
@@ -295,18 +339,19 @@ class SyncEngine:
             return
         # rows whose deletion was held back keep their names: newcomers get disambiguated ones
         owned = {r[1] for r in await self.store.call(library.local_files)}
+        playing = set(self.in_use())
+        downloads = [r for r in plan.downloads if r["old_id"] is None or r["old_id"] not in playing]
+        report.deferred += len(plan.downloads) - len(downloads)  # a new version waits for playback to end
+        plan = library.Plan(downloads, plan.moves, plan.deletions, plan.library_size, plan.listing_complete, plan.updated)
         moves, work = await asyncio.to_thread(self._place_all, plan, owned, report)
-        await asyncio.to_thread(self._clean_partials, {partial_name(w.job.cloud_id) for w in work})
-        for mrow, rrow, rel in moves:
-            src = self.media_dir / mrow["local_path"]
-            try:
-                await asyncio.to_thread(self._rename_into_place, src, rel)
-            except OSError as exc:
-                log.warning("could not move %s: %s; will fetch again", mrow["local_path"], exc)
-                await self.store.call(lambda db, i=mrow["id"]: library.remove(db, [i]))
-                continue
-            await self.store.call(lambda db, m=mrow, r=rrow, p=str(rel): library.relocate(db, m["id"], r["path"], p))
-            report.moved += 1
+        existing = await asyncio.to_thread(self._clean_partials, {partial_name(w.job.cloud_id) for w in work})
+        if moves:
+            done, failed = await asyncio.to_thread(self._move_all, moves)
+            if failed:
+                await self.store.call(lambda db: library.remove(db, failed))
+            if done:
+                await self.store.call(lambda db: library.relocate(db, done))
+            report.moved += len(done)
 
         self.progress.files_total = len(work)
         self.progress.bytes_total = sum(w.job.size for w in work)
@@ -314,68 +359,99 @@ class SyncEngine:
         if not work:
             return
         self.media_dir.mkdir(parents=True, exist_ok=True)
+        partial_dir = self.media_dir / PARTIAL_DIR
+        partial_dir.mkdir(exist_ok=True)
+        self._unfinished = set()  # partial names of jobs that failed: their sidecars stay for resuming
         downloader = Downloader(
             self.client,
-            self.media_dir / PARTIAL_DIR,
+            partial_dir,
             self.clock,
             self.counters,
             RateLimiter(self.policy.bandwidth, self.clock) if self.policy.bandwidth else None,
             on_bytes=self._on_bytes,
             verify_attempts=self.policy.verify_attempts,
             transport_attempts=self.policy.transport_attempts,
+            existing=existing,
         )
-        queue: asyncio.Queue[_Work] = asyncio.Queue()  # holds exactly this pass's plan
-        for w in work:
-            queue.put_nowait(w)
+        batch = InstallBatch(
+            self.store, self.media_dir, (partial_dir,), self.clock, policy=self.policy.batch,
+            on_listed=lambda items: self._listed(items, report),
+            on_failed=lambda items, exc: self._unlisted(items, exc, report),
+        )
+        small_size = self.policy.small_file
+        big = deque(w for w in work if w.job.size > small_size)  # exactly this pass's plan, newest first
+        small = deque(w for w in work if w.job.size <= small_size)
 
-        async def worker() -> None:
-            while True:
-                try:
-                    w = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                await self._one(w, downloader, report)
+        async def worker(queues: tuple[deque[_Work], ...]) -> None:
+            for q in queues:
+                while q:
+                    await self._one(q.popleft(), downloader, batch, report)
 
         n = max(1, min(self.policy.concurrency, len(work)))
-        await asyncio.gather(*(worker() for _ in range(n)))
+        extra = max(0, min(self.policy.small_concurrency - n, len(small) - n))
+        try:
+            await asyncio.gather(*(worker((big, small)) for _ in range(n)), *(worker((small,)) for _ in range(extra)))
+        except BaseException:
+            batch.abort()  # what landed stays visible and exact; the next pass adopts it
+            raise
+        await batch.close()
+        await asyncio.to_thread(self._remove_sidecars, partial_dir, {partial_name(w.job.cloud_id) for w in work} - self._unfinished)
+
+    @staticmethod
+    def _remove_sidecars(partial_dir: Path, done: set[str]) -> None:
+        """Drop the resume sidecars of the files that were listed (one folder scan). Blocking."""
+        with os.scandir(partial_dir) as it:
+            for entry in it:
+                if entry.name.endswith(".json") and entry.name[: -len(".json")] in done:
+                    os.unlink(entry.path)
+
+    async def _listed(self, items: list[Landed], report: SyncReport) -> None:
+        """After a batch commit: count, and trash the old names of moved-and-changed files."""
+        self.progress.files_done += len(items)
+        report.downloaded += sum(1 for i in items if not i.adopted)
+        report.adopted += sum(1 for i in items if i.adopted)
+        stale = [i.remote["old_local_path"] for i in items
+                 if i.remote.get("old_local_path") and i.remote["old_local_path"] != str(i.rel)]
+        if stale:
+            await asyncio.to_thread(self.trash.move_many, self.media_dir, stale, self.clock.now())
+        self._emit(force=True)
+
+    def _unlisted(self, items: list[Landed], exc: Exception, report: SyncReport) -> None:
+        self._unfinished |= {partial_name(i.remote["cloud_id"]) for i in items}
+        self.progress.files_failed += len(items)
+        report.failed += [i.remote["path"] for i in items]
 
     def _on_bytes(self, job: Job, n: int) -> None:
         self.progress.bytes_done += n
         self.progress.current[job.cloud_path] = self.progress.current.get(job.cloud_path, 0) + n
         self._emit()
 
-    async def _one(self, w: _Work, downloader: Downloader, report: SyncReport) -> None:
+    async def _one(self, w: _Work, downloader: Downloader, batch: InstallBatch, report: SyncReport) -> None:
         job = w.job
         self.progress.current.setdefault(job.cloud_path, 0)
         try:
             if w.adopted is not None:
                 digests = w.adopted
                 self.progress.bytes_done += job.size
-                report.adopted += 1
             else:
-                src, digests = await downloader.fetch(job)
-                await asyncio.to_thread(self._rename_into_place, src, w.rel)
-            # the bytes are durable under their final name: now the library may list them
-            await self.store.call(lambda db: library.install(db, w.remote, str(w.rel), digests.sha256, self.clock.now()))
-            await asyncio.to_thread(downloader.remove, job)
-            old = w.remote.get("old_local_path")
-            if old and old != str(w.rel):
-                await asyncio.to_thread(self.trash.move, self.media_dir, old, self.clock.now())
-            if w.adopted is None:
-                report.downloaded += 1
-            self.progress.files_done += 1
+                # verified, fsynced and renamed: the atomic step that makes it visible
+                _, digests = await downloader.fetch(job, self.media_dir / w.rel)
+            # visible now, with exactly the listed bytes; the batch makes it durable and listed
+            await batch.add(Landed(w.remote, w.rel, digests.sha256, w.adopted is not None))
         except FileGone as exc:
             log.info("%s", exc)
         except FileChanged as exc:
+            self._unfinished.add(partial_name(job.cloud_id))
             report.changed += 1
             log.info("%s; reading the feed again", exc)
         except (DownloadFailed, CloudError, RetryLater, OSError, *TRANSPORT_ERRORS) as exc:
+            self._unfinished.add(partial_name(job.cloud_id))
             self.progress.files_failed += 1
             report.failed.append(job.cloud_path)
             log.error("could not sync %s: %s", job.cloud_path, exc)
         finally:
             self.progress.current.pop(job.cloud_path, None)
-            self._emit(force=True)
+            self._emit()
 
     # -- continuous --
 
@@ -390,6 +466,10 @@ class SyncEngine:
                     failures = 0
                 except CloudAuthError:
                     raise
+                except SyncBusy as exc:  # `hub sync` or `hub media verify` has the folder: after it
+                    log.info("%s; syncing after it", exc)
+                    await self._sleep_or_wake(self.policy.busy_retry, wake)
+                    continue
                 except Exception as exc:  # noqa: BLE001 - any failure: back off and try again
                     failures += 1
                     delay = min(300.0, 5.0 * 2 ** min(failures, 6))
@@ -397,6 +477,8 @@ class SyncEngine:
                     await self._sleep_or_wake(delay, wake)
                     continue
             need_pass = await self._wait_for_changes(wake)
+            # a deletion or replacement held back for playback is retried after each long-poll
+            need_pass = need_pass or bool(self.last_report and self.last_report.deferred)
 
     async def _sleep_or_wake(self, delay: float, wake: asyncio.Event | None) -> None:
         if wake is None:

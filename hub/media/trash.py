@@ -16,6 +16,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .durable import fsync_dir
+
 log = logging.getLogger(__name__)
 
 
@@ -53,14 +55,6 @@ def decide(pending: int, library_size: int, listing_complete: bool, policy: Dele
     return DeleteDecision(True, "")
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Trash:
     """`<data>/media-trash/`: where deleted library files wait out their retention."""
 
@@ -69,6 +63,9 @@ class Trash:
 
     def move(self, media_dir: Path, local_path: str, now: float) -> Path | None:
         """Move one library file into this run's trash batch. Blocking."""
+        return (self.move_many(media_dir, [local_path], now) or [None])[0]
+
+    def _move(self, media_dir: Path, local_path: str, now: float) -> Path | None:
         src = media_dir / local_path
         if not src.is_file():
             return None
@@ -80,9 +77,21 @@ class Trash:
             if exc.errno != errno.EXDEV:  # the trash on another filesystem: copy, then remove
                 raise
             shutil.move(src, dst)
-        fsync_dir(src.parent)
-        _prune_empty_dirs(src.parent, media_dir)
         return dst
+
+    def move_many(self, media_dir: Path, local_paths: list[str], now: float) -> list[Path]:
+        """Move library files into this run's trash batch, fsyncing each folder once. Blocking."""
+        moved, dirs = [], set()
+        for local_path in local_paths:
+            dst = self._move(media_dir, local_path, now)
+            if dst is not None:
+                moved.append(dst)
+                dirs.add((media_dir / local_path).parent)
+        for d in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
+            if d.is_dir():
+                fsync_dir(d)
+            _prune_empty_dirs(d, media_dir)
+        return moved
 
     def purge(self, now: float, retention_days: float) -> int:
         """Remove batches older than the retention period; returns how many. Blocking."""

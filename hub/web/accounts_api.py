@@ -9,8 +9,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..accounts import MAX_PASSWORD, NAME_PATTERN, AccountError, Role, Scope
 from ..auth import BadLogin, Throttled
-from .access import (AUTH, EDGE, PRINCIPAL, clear_cookie, json_error, owner_only, page, parse_body, principal, public,
-                     session_cookie)
+from .access import (
+    AUTH,
+    EDGE,
+    PRINCIPAL,
+    clear_cookie,
+    json_error,
+    owner_only,
+    page,
+    parse_body,
+    principal,
+    public,
+    session_cookie,
+)
 
 STATIC = Path(__file__).parent / "static"
 

@@ -5,19 +5,29 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..auth import Auth, Principal
 from ..bus import Overflow
 from ..core import WS_COMMANDS_IN_FLIGHT, Hub, error_status
-from ..media import MediaService, add_routes as add_media_routes
-from ..auth import Auth, Principal
+from ..media import MediaService
+from ..media import add_routes as add_media_routes
 from . import accounts_api, history_api, scenes_api
-from .access import AUTH, EDGE, PRINCIPAL, Edge, edge_middleware, page, public, read_body, websocket as websocket_route
+from .access import (
+    AUTH,
+    EDGE,
+    PRINCIPAL,
+    Edge,
+    edge_middleware,
+    page,
+    public,
+    read_body,
+)
+from .access import websocket as websocket_route
 from .openapi import openapi
 
 log = logging.getLogger(__name__)
@@ -220,52 +230,19 @@ async def favicon(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-_HTTP_ERRORS: dict[int, type[web.HTTPException]] = {
-    404: web.HTTPNotFound, 409: web.HTTPConflict, 422: web.HTTPUnprocessableEntity,
-    503: web.HTTPServiceUnavailable, 504: web.HTTPGatewayTimeout,
-}
-
-
-def media_player(hub: Hub):
-    """The media service's `play`: send the signed URL to the projector's player, then play."""
-
-    async def play(device_id: str, url: str) -> dict[str, Any]:
-        values: dict[str, Any] = {"media_url": url, "media_command": "play"}
-        dev = hub.registry.get(device_id)
-        if dev is not None and dev.info.expose("power") and dev.state.values.get("power") is False:
-            values = {"power": True, **values}  # a film on a projector that is off: switch it on too
-        try:
-            return await hub.set_state(device_id, values)
-        except Exception as e:
-            status, fields = error_status(e)
-            if status == 500:
-                raise
-            if status == 404 or fields.get("field") in ("media_url", "media_command"):
-                fields = {"field": "device", "rule": "must be a projector with a media player"}
-                status = 422 if status != 404 else 404
-            raise _HTTP_ERRORS[status](text=json.dumps({"error": str(e), **fields}),
-                                       content_type="application/json") from None
-
-    return play
-
-
-def make_app(hub: Hub, *, watch_cloud: bool = True) -> web.Application:
-    """The web application; the hub is started and stopped by whoever runs it."""
+def make_app(hub: Hub, media: MediaService) -> web.Application:
+    """The web application; the hub and its media service are started and stopped by whoever runs it."""
     app = web.Application(middlewares=[edge_middleware], client_max_size=1024 * 1024)
     app[HUB] = hub
     app[AUTH] = Auth(hub.store)
     app[EDGE] = Edge(hub.config.http.allowed_hosts, hub.config.http.trusted_proxies)
-    media = MediaService(hub.store, hub.config.data_dir, play=media_player(hub), watch=watch_cloud,
-                         on_progress=lambda progress: hub.bus.publish("sync_progress", **progress))
     add_media_routes(app, media)
     history_api.add_routes(app, hub)
     scenes_api.add_routes(app, hub, media)
 
     async def services_ctx(app: web.Application):
         await app[AUTH].start()
-        await media.start()
         yield
-        await media.stop()
         await app[AUTH].stop()
 
     app.cleanup_ctx.append(services_ctx)

@@ -12,8 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..media.api import LinkBody, PlayBody
-from .accounts_api import Credentials, NewOwner, NewToken, NewUser, PasswordChange, UserPatch
 from ..model import Access
+from .accounts_api import (
+    Credentials,
+    NewOwner,
+    NewToken,
+    NewUser,
+    PasswordChange,
+    UserPatch,
+)
 
 if TYPE_CHECKING:
     from ..core import Hub
