@@ -15,6 +15,7 @@ from .auth import CloudAuthError, DeviceCode, TokenFile, TokenSource, link
 from .client import CloudClient
 from .clock import Clock, SystemClock
 from .sync import SyncEngine, SyncPolicy
+from .thumbs import Thumbnails, renderer
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class MediaService:
         self.watch = watch  # keep syncing (long-poll) while linked
         self.signer = library.UrlSigner(self.data_dir)
         self.tokens = TokenFile(self.data_dir)
+        self.thumbs = Thumbnails(self.data_dir / "thumbs")
         self._session: aiohttp.ClientSession | None = None
         self._engine: SyncEngine | None = None
         self._task: asyncio.Task | None = None
@@ -205,6 +207,22 @@ class MediaService:
         url = await self.signed_url(media_id, base_url)
         result = await self._play(device, url)
         return {"media": media_id, "device": device, "url": url, "result": result}
+
+    @staticmethod
+    def has_thumbnail(item: dict[str, Any]) -> bool:
+        """Whether a thumbnail of this library item can be drawn here (ffmpeg, pdftoppm)."""
+        return renderer(item.get("kind"), item.get("media_type")) is not None
+
+    async def thumbnail(self, media_id: int) -> Path | None:
+        """A small JPEG of the item, made on first request; None when none can be made."""
+        row = await self.store.call(lambda db: library.get(db, media_id))
+        if row is None:
+            raise UnknownMedia(media_id)
+        path = await asyncio.to_thread(library.resolve, self.media_dir, row["local_path"])
+        if path is None:
+            return None
+        return await self.thumbs.get(path, row["content_hash"], row.get("kind"), row.get("media_type"),
+                                     row.get("duration_ms"))
 
     async def file_for(self, media_id: int, exp: str | None, sig: str | None) -> tuple[Path, dict[str, Any]] | None:
         """The file behind a signed URL, or None when the signature is bad or expired."""
