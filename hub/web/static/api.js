@@ -1,0 +1,87 @@
+// Talking to the hub: every request goes through api(), the live socket through connect().
+// Auth lives here alone: today an API token (from the demo's #token= link), soon a session cookie.
+
+const TOKEN_KEY = "hub-token";
+let token = "";
+
+/** Take a token from the demo's `#token=` link (then drop it from the address bar). */
+export function readToken() {
+  const m = location.hash.match(/token=([^&]+)/);
+  if (m) {
+    localStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname);
+  }
+  token = localStorage.getItem(TOKEN_KEY) || "";
+  return token;
+}
+
+export function saveToken(value) {
+  localStorage.setItem(TOKEN_KEY, value);
+}
+
+/** An error the page can show: the hub's own message, with status and body. */
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body.error || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+let onUnauthorized = () => {};
+export function whenUnauthorized(fn) { onUnauthorized = fn; }
+
+/** JSON in, JSON out; a 401 sends the household to sign in. */
+export async function api(path, opts = {}) {
+  const headers = { ...(opts.body !== undefined ? { "Content-Type": "application/json" } : {}), ...(opts.headers || {}) };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const body = opts.body !== undefined && typeof opts.body !== "string" ? JSON.stringify(opts.body) : opts.body;
+  const r = await fetch(path, { ...opts, body, headers, credentials: "same-origin" });
+  if (r.status === 401) {
+    onUnauthorized();
+    throw new ApiError(401, { error: "not signed in" });
+  }
+  if (r.status === 204) return null;
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) throw new ApiError(r.status, data);
+  return data;
+}
+
+/** An image or file the API serves (thumbnails), as an object URL; null when there is none. */
+export async function apiBlobUrl(path) {
+  const r = await fetch(path, { headers: token ? { Authorization: `Bearer ${token}` } : {}, credentials: "same-origin" });
+  if (r.status === 401) onUnauthorized();
+  return r.ok ? URL.createObjectURL(await r.blob()) : null;
+}
+
+/** The sign-in page when the hub has one (session login), else null (today: the token form). */
+export async function loginPage() {
+  const r = await fetch("/login", { method: "HEAD", credentials: "same-origin" }).catch(() => null);
+  return r && r.ok ? "/login" : null;
+}
+
+export async function signOut() {
+  localStorage.removeItem(TOKEN_KEY);
+  token = "";
+  await api("/api/auth/logout", { method: "POST" }).catch(() => {});
+  location.assign("/login");
+}
+
+/** The live socket, reconnecting with backoff; `onStatus("live" | "down")`. */
+export function connect(onEvent, onStatus) {
+  let attempt = 0;
+  const open = () => {
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    const query = token ? `?token=${encodeURIComponent(token)}` : "";  // the cookie needs none
+    const ws = new WebSocket(`${proto}://${location.host}/api/ws${query}`);
+    ws.onopen = () => { attempt = 0; onStatus("live"); };
+    ws.onmessage = (m) => onEvent(JSON.parse(m.data));
+    ws.onclose = (e) => {
+      onStatus("down");
+      // a refused upgrade says nothing: ask the API, which answers 401 clearly
+      if (e.code === 1006 && attempt > 1) api("/api/media/sync").catch(() => {});
+      setTimeout(open, Math.min(500 * 2 ** attempt++, 10000));
+    };
+  };
+  open();
+}
