@@ -3,8 +3,8 @@
 // room or name changes.
 
 import { api } from "./api.js";
-import { actionButtons, enumControl, readout, sliderControl, switchControl } from "./controls.js";
-import { ago, el, expose, fmt, kindOf, label, lightColour, placement } from "./format.js";
+import { actionButtons, enumControl, readout, row, sliderControl, switchControl } from "./controls.js";
+import { ago, el, expose, fmt, kindOf, lightColour, placement } from "./format.js";
 import { player } from "./player.js";
 import { devices, on, replaceDevice } from "./store.js";
 
@@ -68,12 +68,16 @@ function body(dev, use) {
       // sensors: their values with units
       for (const e of dev.exposes) {
         if (placement(e) !== "control") continue;
-        box.append(line(label(e), use(e.name, readout(e))));
+        const r = readout(e);
+        use(e.name, r);
+        box.append(row(e, r));
       }
     }
   }
   return box;
 }
+
+const signature = (d) => JSON.stringify([d.name, d.room, d.exposes]);
 
 function buildCard(dev) {
   const updates = new Map();
@@ -102,7 +106,7 @@ function buildCard(dev) {
   };
   update(dev.state);
   showAvailability();
-  return { node, update, showAvailability, sensor, room: roomOf(dev), name: dev.name };
+  return { node, update, showAvailability, sensor, room: roomOf(dev), name: dev.name, sig: signature(dev) };
 }
 
 function roomSection(room) {
@@ -203,6 +207,25 @@ function drawSummary() {
   });
 }
 
+/** A snapshot after a reconnect: redraw what changed, keep every card that is still right. */
+function resync() {
+  for (const id of [...cards.keys()]) {
+    const dev = devices.get(id);
+    if (!dev || !onHome(dev)) unplace(id);
+  }
+  for (const dev of devices.values()) {
+    const c = cards.get(dev.id);
+    if (c && c.sig === signature(dev)) {
+      c.update(dev.state);
+      c.showAvailability();
+    } else if (onHome(dev)) {
+      showDevice(dev);
+    }
+  }
+  drawInbox();
+  drawSummary();
+}
+
 /** Wire the home view to the store. */
 export function mountHome(root) {
   inboxList = el("div", { class: "inbox-list" });
@@ -215,6 +238,7 @@ export function mountHome(root) {
   summary = document.getElementById("summary");
 
   on("snapshot", () => {
+    if (cards.size) return resync();
     cards.clear();
     rooms.clear();
     roomsRoot.replaceChildren();

@@ -1,7 +1,7 @@
 // One control per expose, each a real form element with an accessible name; `update(value)` moves it.
 
 import { api } from "./api.js";
-import { applyState, devices } from "./store.js";
+import { applyState, redraw } from "./store.js";
 import { el, fmt, label, settable } from "./format.js";
 
 /**
@@ -25,8 +25,7 @@ export async function send(id, values, node) {
     node.removeAttribute("aria-busy");
     node.classList.add("failed");
     node.title = err.message;
-    const dev = devices.get(id);
-    if (dev) applyState(id, Object.fromEntries(Object.keys(values).map((k) => [k, dev.state[k]])));  // snap back
+    redraw(id, Object.keys(values));  // snap back to what the device last said
     return false;
   }
 }

@@ -36,6 +36,14 @@ export function applyState(id, state) {
   if (!frame) frame = requestAnimationFrame(flush);
 }
 
+/** Draw `names` again from the model (a refused command snaps its control back). */
+export function redraw(id, names) {
+  const dev = devices.get(id);
+  if (!dev) return;
+  pending.set(id, Object.assign(pending.get(id) || {}, Object.fromEntries(names.map((n) => [n, dev.state[n]]))));
+  if (!frame) frame = requestAnimationFrame(flush);
+}
+
 /** A device changed as a whole (renamed, moved, new exposes, PATCH answer). */
 export function replaceDevice(dev) {
   const before = devices.get(dev.id);
@@ -49,12 +57,23 @@ export function removeDevice(id) {
 
 export function onEvent(ev) {
   switch (ev.type) {
-    case "snapshot":
+    case "snapshot": {
+      // after a reconnect, keep each known device's object: views hold it, and only changes redraw
+      const fresh = new Map();
+      for (const d of ev.devices) {
+        const old = devices.get(d.id);
+        if (old) {
+          const state = Object.assign(old.state, d.state);
+          fresh.set(d.id, Object.assign(old, d, { state }));
+        } else {
+          fresh.set(d.id, d);
+        }
+      }
       devices.clear();
-      pending.clear();
-      for (const d of ev.devices) devices.set(d.id, d);
+      for (const [id, d] of fresh) devices.set(id, d);
       emit("snapshot");
       break;
+    }
     case "device_added":
     case "device_updated":
       replaceDevice(ev.device);
