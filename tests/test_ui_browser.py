@@ -135,6 +135,14 @@ async def test_an_evening_at_home_lamp_blind_projector_and_a_film(running: Runni
         await expect(card).not_to_contain_text("Error")
         await expect(card).not_to_contain_text("sha-256")
 
+        # its warm-up is shown as such, then it is on
+        power = card.get_by_role("switch", name="Pico Projector: Power")
+        await power.click()
+        await expect(card.get_by_role("status").filter(has_text="Warming up…")).to_be_visible()
+        await expect(power).to_have_attribute("aria-disabled", "true")
+        await expect(card.get_by_role("status").filter(has_text="On")).to_be_visible(timeout=15000)
+        await expect(power).to_have_attribute("aria-checked", "true")
+
         # a light's swatch shows its warm white, not #ffffff
         swatch = page.get_by_role("article", name="Reading lamp").locator(".swatch")
         assert await swatch.evaluate("e => getComputedStyle(e).backgroundColor") != "rgb(255, 255, 255)"
@@ -164,6 +172,8 @@ async def test_an_evening_at_home_lamp_blind_projector_and_a_film(running: Runni
         await until(running.hub, lambda: (running.hub.registry.get(home.projector_id).state.values.get("media_position") or 0) >= 1000,
                     20, "the film playing")
         await expect(bar).to_have_attribute("aria-valuetext", re.compile(r"^0:0[1-6] of 0:06$"))
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "now-playing-desktop-light.png"), full_page=True)
         await now.get_by_role("button", name="Pause Pico Projector").click()
         await until(running.hub, lambda: running.hub.registry.get(home.projector_id).state.values.get("media_state")
                     in ("paused", "stopped"), 10, "paused (or already at the end)")

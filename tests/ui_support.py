@@ -112,7 +112,7 @@ async def household(running: RunningHub, tmp_path: Path) -> AsyncIterator[Househ
     library = tmp_path / "cloud"
     media_seed.seed(library)
     house = House(load_house(None), broker_url=running.broker.url, state_dir=tmp_path / "house", speed=20)
-    projector = ProjectorSim(ProjectorConfig(name="Pico Projector", warmup=0.5, cooldown=0.5),
+    projector = ProjectorSim(ProjectorConfig(name="Pico Projector", warmup=2.0, cooldown=0.5),
                              port=free_port(), udp_port=free_port(), notify_port=free_port(),
                              state_dir=tmp_path / "projector", mdns_interface="127.0.0.1",
                              broker=running.broker.url, room="Living room")

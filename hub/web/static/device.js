@@ -133,7 +133,8 @@ function render(dev) {
     (where === "detail" ? details : controls).append(row(e, c));
   }
   for (const e of dev.exposes) {
-    if (e.type !== "numeric" || placement(e) === "hidden" || !(e.access & 1) || e.name.startsWith("media_")) continue;
+    // the household's values (temperatures, power, brightness), not counters like lamp hours
+    if (e.type !== "numeric" || placement(e) !== "control" || !(e.access & 1) || e.name.startsWith("media_")) continue;
     const slot = el("div", { class: "chart-slot" });
     history.append(slot);
     loadHistory(dev, e, slot, charts);

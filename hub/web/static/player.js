@@ -91,6 +91,12 @@ export function player(dev, { full = false } = {}) {
   for (const n of ["media_state", "media_url", "media_duration"]) updates.set(n, drawPlayer);
   updates.set("media_position", (v) => { pos = v || 0; posAt = performance.now(); drawTime(); });
 
+  // volume on the card too: the one thing reached for mid-film
+  const vol = expose(dev, "media_volume");
+  const steps = expose(dev, "volume");
+  if (vol && settable(vol)) node.append(el("div", { class: "row" }, el("span", { class: "label", text: "Volume" }), use("media_volume", sliderControl(dev, vol, `${dev.name}: Volume`))));
+  else if (steps) node.append(el("div", { class: "row" }, el("span", { class: "label", text: "Volume" }), actionButtons(dev, steps).node));
+
   if (full) {
     const more = el("div", { class: "player-more" });
     const input = expose(dev, "input");
@@ -99,10 +105,6 @@ export function player(dev, { full = false } = {}) {
       const e = expose(dev, name);
       if (e && settable(e)) more.append(el("div", { class: "row" }, el("span", { class: "label", text: word }), use(name, switchControl(dev, e, `${dev.name}: ${word}`))));
     }
-    const vol = expose(dev, "media_volume");
-    const steps = expose(dev, "volume");
-    if (vol && settable(vol)) more.append(el("div", { class: "row" }, el("span", { class: "label", text: "Volume" }), use("media_volume", sliderControl(dev, vol, `${dev.name}: Volume`))));
-    else if (steps) more.append(el("div", { class: "row" }, el("span", { class: "label", text: "Volume" }), actionButtons(dev, steps).node));
     const lamp = el("span", { class: "value" });
     if (expose(dev, "lamp_hours")) {
       more.append(el("div", { class: "row" }, el("span", { class: "label", text: "Lamp hours" }), lamp));
