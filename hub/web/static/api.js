@@ -31,26 +31,33 @@ export class ApiError extends Error {
 let onUnauthorized = () => {};
 export function whenUnauthorized(fn) { onUnauthorized = fn; }
 
+/** Every request to the hub passes here: the one place that knows how we are signed in. */
+async function request(path, opts = {}) {
+  const headers = { ...(opts.headers || {}) };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const r = await fetch(path, { ...opts, headers, credentials: "same-origin" });
+  if (r.status === 401) onUnauthorized();
+  return r;
+}
+
 /** JSON in, JSON out; a 401 sends the household to sign in. */
 export async function api(path, opts = {}) {
-  const headers = { ...(opts.body !== undefined ? { "Content-Type": "application/json" } : {}), ...(opts.headers || {}) };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const body = opts.body !== undefined && typeof opts.body !== "string" ? JSON.stringify(opts.body) : opts.body;
-  const r = await fetch(path, { ...opts, body, headers, credentials: "same-origin" });
-  if (r.status === 401) {
-    onUnauthorized();
-    throw new ApiError(401, { error: "not signed in" });
-  }
+  const json = opts.body !== undefined && typeof opts.body !== "string";
+  const r = await request(path, {
+    ...opts,
+    body: json ? JSON.stringify(opts.body) : opts.body,
+    headers: { ...(opts.body !== undefined ? { "Content-Type": "application/json" } : {}), ...(opts.headers || {}) },
+  });
+  if (r.status === 401) throw new ApiError(401, { error: "not signed in" });
   if (r.status === 204) return null;
   const data = await r.json().catch(() => ({}));
   if (!r.ok) throw new ApiError(r.status, data);
   return data;
 }
 
-/** An image or file the API serves (thumbnails), as an object URL; null when there is none. */
+/** An image the API serves (thumbnails), as an object URL; null when there is none. */
 export async function apiBlobUrl(path) {
-  const r = await fetch(path, { headers: token ? { Authorization: `Bearer ${token}` } : {}, credentials: "same-origin" });
-  if (r.status === 401) onUnauthorized();
+  const r = await request(path);
   return r.ok ? URL.createObjectURL(await r.blob()) : null;
 }
 

@@ -172,7 +172,7 @@ function inboxItem(dev) {
     el("p", { class: "what", text: [dev.model, dev.manufacturer, dev.driver].filter(Boolean).join(" · ") }),
     el("label", { for: nameId, text: "Name" }), name,
     el("label", { for: roomId, text: "Room" }), room,
-    el("div", { class: "buttons" }, el("button", { type: "submit", text: "Add to home" }), el("button", { type: "button", class: "quiet", text: "Ignore" })),
+    el("div", { class: "buttons" }, el("button", { type: "submit", class: "primary", text: "Add to home" }), el("button", { type: "button", class: "quiet", text: "Ignore" })),
     err);
   const patch = async (body) => {
     try { replaceDevice(await api(`/api/devices/${encodeURIComponent(dev.id)}`, { method: "PATCH", body })); }
