@@ -130,7 +130,7 @@ async def test_device_page_history_rename_details_and_forget(running: RunningHub
         errors = console_errors(page)
         chart = page.get_by_role("img", name=re.compile(r"^Temperature over the last 24 hours: from .* °C"))
         await expect(chart).to_be_visible(timeout=15000)
-        await expect(page.get_by_text(re.compile("^online$|last seen"))).to_be_visible()
+        await expect(page.get_by_text(re.compile(r"^online · last seen (just now|\d+ min ago)$"))).to_be_visible()
 
         # (by role: hidden views may hold other "Name" fields, the inbox's)
         await page.get_by_role("textbox", name="Name", exact=True).fill("Guest room climate")

@@ -106,7 +106,7 @@ function render(dev) {
   const add = (name, fn) => { if (!updates.has(name)) updates.set(name, []); updates.get(name).push(fn); };
   const projector = kindOf(dev) === "projector";
   const seen = el("span", {});
-  const showSeen = () => { seen.textContent = dev.online ? "online" : `offline · last seen ${ago(dev.last_seen)}`; };
+  const showSeen = () => { seen.textContent = `${dev.online ? "online" : "offline"} · last seen ${ago(dev.last_seen)}`; };
   showSeen();
   const facts = el("dl", { class: "facts" },
     el("dt", { text: "Status" }), el("dd", {}, seen),
