@@ -164,6 +164,7 @@ async def test_device_page_history_rename_details_and_forget(running: RunningHub
         await expect(page.get_by_role("heading", level=2, name="Old lamp")).to_be_visible()
         page.once("dialog", lambda d: d.accept())
         await page.get_by_role("button", name="Forget this device").click()
+        await expect(page.get_by_role("region", name="Living room")).to_be_visible()  # back home
         await expect(page.get_by_role("region", name="Attic")).to_have_count(0)
         assert (await api_get(running, "/api/devices/old-lamp"))[0] == 404
         assert errors == []
