@@ -70,6 +70,7 @@ class MediaService:
             self._task = asyncio.create_task(self._run(continuous=True), name="media-sync")
 
     async def stop(self) -> None:
+        await self.thumbs.stop()
         if self._link_task:
             self._link_task.cancel()
             await asyncio.gather(self._link_task, return_exceptions=True)

@@ -70,7 +70,7 @@ class Thumbnails:
     def __init__(self, folder: Path, concurrency: int = 2) -> None:
         self.folder = folder
         self._slots = asyncio.Semaphore(concurrency)  # a library page must not start 50 ffmpegs
-        self._pending: dict[str, asyncio.Future[Path | None]] = {}
+        self._making: dict[str, asyncio.Task[Path | None]] = {}
 
     async def get(self, src: Path, content_hash: str, kind: str | None, media_type: str | None,
                   duration_ms: int | None = None) -> Path | None:
@@ -79,28 +79,33 @@ class Thumbnails:
         if tool is None or not content_hash.isalnum():
             return None
         dest = self.folder / f"{content_hash}.jpg"
-        failed = self.folder / f"{content_hash}.none"  # don't retry a file the tool can't read
         if await asyncio.to_thread(dest.exists):
             return dest
+        task = self._making.get(content_hash)
+        if task is None:
+            # its own task: a browser that stops waiting does not stop the drawing others wait for
+            task = asyncio.get_running_loop().create_task(self._make(tool, kind, src, dest, duration_ms),
+                                                          name=f"thumbnail-{content_hash[:12]}")
+            self._making[content_hash] = task
+            task.add_done_callback(lambda _: self._making.pop(content_hash, None))
+        return await asyncio.shield(task)
+
+    async def _make(self, tool: str, kind: str | None, src: Path, dest: Path, duration_ms: int | None) -> Path | None:
+        failed = dest.with_suffix(".none")  # don't retry a file the tool can't read
         if await asyncio.to_thread(failed.exists):
             return None
-        if content_hash in self._pending:  # the same file asked for twice at once: make it once
-            return await asyncio.shield(self._pending[content_hash])
-        fut: asyncio.Future[Path | None] = asyncio.get_running_loop().create_future()
-        self._pending[content_hash] = fut
-        try:
-            async with self._slots:
-                ok = await asyncio.to_thread(make, tool, kind, src, dest, duration_ms)
-            if not ok:
-                await asyncio.to_thread(_touch, failed)
-            fut.set_result(dest if ok else None)
-        except BaseException as e:
-            fut.set_exception(e)
-            fut.exception()  # retrieved: only the first caller re-raises
-            raise
-        finally:
-            del self._pending[content_hash]
-        return fut.result()
+        async with self._slots:
+            ok = await asyncio.to_thread(make, tool, kind, src, dest, duration_ms)
+        if not ok:
+            await asyncio.to_thread(_touch, failed)
+        return dest if ok else None
+
+    async def stop(self) -> None:
+        """Cancel the drawings under way (a tool already running ends within its timeout)."""
+        tasks = list(self._making.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _touch(path: Path) -> None:
