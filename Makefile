@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests use for real: broker and its clients, the browser, independent checkers.
-TEST_DEBS := mosquitto mosquitto-clients chromium rclone avahi-utils systemd iproute2 util-linux curl ffmpeg
+TEST_DEBS := mosquitto mosquitto-clients chromium rclone avahi-utils systemd iproute2 util-linux curl ffmpeg poppler-utils
 PY313 ?= $(shell for p in $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null) $$(command -v python3.13); do "$$p" -V >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 VENV313 ?= .venv313
 

@@ -394,10 +394,14 @@ class PJLinkDriver(Driver):
                 return name
         return pj.input_label(code)
 
-    def _report(self, p: _Projector, values: Mapping[str, Any]) -> None:
+    def _report(self, p: _Projector, values: Mapping[str, Any], *, confirm: bool = False) -> None:
+        """Tell the hub what changed; with confirm, everything given (the projector acknowledged
+        it, or the player said it), so a command asking for the value it already has is confirmed."""
         changed = {k: v for k, v in values.items() if p.values.get(k, object()) != v}
-        if changed:
-            p.values.update(changed)
+        p.values.update(changed)
+        if confirm and values:
+            self.ctx.state_changed(p.id, dict(values))
+        elif changed:
             self.ctx.state_changed(p.id, changed)
 
     def _set_online(self, p: _Projector, online: bool, reason: str = "") -> None:
@@ -472,13 +476,13 @@ class PJLinkDriver(Driver):
             if code is None:
                 raise InvalidCommand(key, f"must be one of {', '.join(p.inputs)}")
             await req("INPT", code, pj_class=pj.input_class(code))
-            self._report(p, {"input": value})
+            self._report(p, {"input": value}, confirm=True)
         elif key in ("video_mute", "audio_mute"):
             await req("AVMT", ("1" if key == "video_mute" else "2") + ("1" if value else "0"))
-            self._report(p, {key: bool(value)})
+            self._report(p, {key: bool(value)}, confirm=True)
         elif key == "freeze":
             await req("FREZ", "1" if value else "0", pj_class=2)
-            self._report(p, {"freeze": bool(value)})
+            self._report(p, {"freeze": bool(value)}, confirm=True)
         elif key == "volume":
             await req("SVOL", "1" if value == "up" else "0", pj_class=2)
         else:
@@ -611,7 +615,7 @@ class PJLinkDriver(Driver):
         if up.exposes_changed:
             self._announce(p)
         if up.values:
-            self._report(p, up.values)
+            self._report(p, up.values, confirm=True)  # each message is the player's own report
         if up.error:
             self._error(p, up.error)
 

@@ -54,9 +54,10 @@ class RunningHub:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def hub_config(tmp_path: Path, broker: Broker) -> HubConfig:
+def hub_config(tmp_path: Path, broker: Broker, *, inbox: bool = True) -> HubConfig:
     """A test hub's config: the test broker, a free loopback port, mDNS on loopback."""
     return HubConfig(
+        inbox=inbox,
         data_dir=tmp_path / "data",
         mqtt={"url": broker.url, "keepalive": 5},
         http={"host": "127.0.0.1", "port": free_port()},
@@ -66,9 +67,12 @@ def hub_config(tmp_path: Path, broker: Broker) -> HubConfig:
 
 
 @pytest.fixture
-async def running(tmp_path: Path, broker: Broker) -> AsyncIterator[RunningHub]:
-    """The hub with its web server and an owner (user and API token), on the test broker."""
-    config = hub_config(tmp_path, broker)
+async def running(request: pytest.FixtureRequest, tmp_path: Path, broker: Broker) -> AsyncIterator[RunningHub]:
+    """The hub with its web server and an owner (user and API token), on the test broker.
+
+    The devices a test starts are the household's own, accepted into their rooms as in the
+    demo; a test marked `inbox` gets a real install's inbox, where new devices wait."""
+    config = hub_config(tmp_path, broker, inbox=request.node.get_closest_marker("inbox") is not None)
     create_user(config.data_dir / "hub.db", OWNER, OWNER_PASSWORD, "owner")
     token = create_token(config.data_dir / "hub.db", "tests")
     async with running_hub(config) as (hub, url):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import json
 from pathlib import Path
@@ -82,6 +84,7 @@ async def test_a_configured_hub_accepts_new_devices_outright(tmp_path: Path) -> 
         await _close(store, registry)
 
 
+@pytest.mark.inbox
 async def test_new_device_lands_in_the_inbox_is_named_and_the_name_shows_on_mqtt(running: RunningHub) -> None:
     peer = HomiePeer(running.broker.port, device_id="porch-lamp")
     await peer.start()

@@ -70,7 +70,11 @@ async def list_media(request: web.Request) -> web.Response:
         q = MediaQuery.model_validate(dict(request.query))
     except ValidationError as exc:
         return _invalid(exc)
-    return web.json_response(await request.app[SERVICE].list_media(q.kind, q.q, q.limit, q.offset))
+    service = request.app[SERVICE]
+    page = await service.list_media(q.kind, q.q, q.limit, q.offset)
+    for item in page["items"]:
+        item["thumb"] = f"/api/media/{item['id']}/thumb" if service.has_thumbnail(item) else None
+    return web.json_response(page)
 
 
 async def start_sync(request: web.Request) -> web.Response:
@@ -101,6 +105,19 @@ async def play(request: web.Request) -> web.Response:
     except UnknownMedia:
         return web.json_response({"error": "no such media", "id": media_id}, status=404)
     return web.json_response(result)
+
+
+async def thumbnail(request: web.Request) -> web.StreamResponse:
+    """A JPEG of the film's frame, the picture or the document's first page; 404 when none can be made."""
+    media_id = parse_id(request.match_info["id"])
+    try:
+        path = None if media_id is None else await request.app[SERVICE].thumbnail(media_id)
+    except UnknownMedia:
+        path = None
+    if path is None:
+        return web.json_response({"error": "no thumbnail"}, status=404)
+    # named by content hash: the bytes behind this URL change only when the file does
+    return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400", "Content-Type": "image/jpeg"})
 
 
 @public  # the projector has no session: the URL's signature is its authority
@@ -164,6 +181,7 @@ def add_routes(app: web.Application, service: MediaService) -> None:
     app.router.add_post("/api/media/sync", start_sync)
     app.router.add_get("/api/media/sync", sync_status)
     app.router.add_post("/api/media/{id}/play", play)
+    app.router.add_get("/api/media/{id}/thumb", thumbnail)
     app.router.add_get("/api/cloud", cloud_status)
     app.router.add_post("/api/cloud/link", cloud_link)
     app.router.add_delete("/api/cloud/link", cloud_unlink)

@@ -16,6 +16,7 @@ from .client import CloudClient
 from .clock import Clock, SystemClock
 from .signing import UrlSigner
 from .sync import SyncEngine, SyncPolicy
+from .thumbs import Thumbnails, renderer
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class MediaService:
         self.in_use = in_use  # media ids being played: not trashed or replaced until playback stops
         self.signer = UrlSigner(self.data_dir)
         self.tokens = TokenFile(self.data_dir)
+        self.thumbs = Thumbnails(self.data_dir / "thumbs")
         self._session: aiohttp.ClientSession | None = None
         self._engine: SyncEngine | None = None
         self._task: asyncio.Task | None = None
@@ -75,6 +77,7 @@ class MediaService:
             self._task = asyncio.create_task(self._run(continuous=True), name="media-sync")
 
     async def stop(self) -> None:
+        await self.thumbs.stop()
         if self._link_task:
             self._link_task.cancel()
             await asyncio.gather(self._link_task, return_exceptions=True)
@@ -213,6 +216,22 @@ class MediaService:
         url = await self.signed_url(media_id, base_url)
         result = await self._play(device, url)
         return {"media": media_id, "device": device, "url": url, "result": result}
+
+    @staticmethod
+    def has_thumbnail(item: dict[str, Any]) -> bool:
+        """Whether a thumbnail of this library item can be drawn here (ffmpeg, pdftoppm)."""
+        return renderer(item.get("kind"), item.get("media_type")) is not None
+
+    async def thumbnail(self, media_id: int) -> Path | None:
+        """A small JPEG of the item, made on first request; None when none can be made."""
+        row = await self.store.call(lambda db: library.get(db, media_id))
+        if row is None:
+            raise UnknownMedia(media_id)
+        path = await asyncio.to_thread(library.resolve, self.media_dir, row["local_path"])
+        if path is None:
+            return None
+        return await self.thumbs.get(path, row["content_hash"], row.get("kind"), row.get("media_type"),
+                                     row.get("duration_ms"))
 
     async def file_for(self, media_id: str, exp: str | None, sig: str | None) -> tuple[Path, dict[str, Any]] | None:
         """The file behind a signed URL's parts, or None when they are malformed, forged or expired."""
