@@ -57,6 +57,11 @@ class DiscoveryConfig(_Section):
     advertise_broker: bool = False  # announce the MQTT broker as _mqtt._tcp for devices
 
 
+class HomeAssistantConfig(_Section):
+    discovery: bool = True  # publish Home Assistant MQTT discovery for every device
+    prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+
+
 class HubConfig(_Section):
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -64,11 +69,12 @@ class HubConfig(_Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     # per-driver options, e.g. [drivers.pjlink] search_address = "255.255.255.255"
     drivers: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
-SECTIONS = ("mqtt", "http", "discovery")
+SECTIONS = ("mqtt", "http", "discovery", "homeassistant")
 
 
 def default_data_dir() -> Path:

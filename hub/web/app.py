@@ -13,7 +13,7 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..bus import Overflow
-from ..core import Hub, error_status
+from ..core import DeviceNotFound, Hub, error_status
 from ..media import MediaService, add_routes as add_media_routes
 from ..tokens import TokenChecker
 from .openapi import openapi
@@ -99,6 +99,16 @@ async def patch_device(request: web.Request) -> web.Response:
         return error(422, f"{field}: {err['msg']}", field=field, rule=err["msg"])
     dev = await request.app[HUB].rename_device(dev.id, patch.name, patch.room)
     return web.json_response(dev.to_json())
+
+
+async def delete_device(request: web.Request) -> web.Response:
+    """Forget a device: 204; it is found anew if it comes back."""
+    dev = _device_or_404(request)
+    try:
+        await request.app[HUB].forget_device(dev.id)
+    except DeviceNotFound:  # forgotten meanwhile by another request
+        return error(404, f"no device {dev.id!r}")
+    return web.Response(status=204)
 
 
 async def set_device(request: web.Request) -> web.Response:
@@ -239,6 +249,7 @@ def make_app(hub: Hub, *, watch_cloud: bool = True) -> web.Application:
     app.router.add_get("/api/devices", list_devices)
     app.router.add_get("/api/devices/{id}", get_device)
     app.router.add_patch("/api/devices/{id}", patch_device)
+    app.router.add_delete("/api/devices/{id}", delete_device)
     app.router.add_post("/api/devices/{id}/set", set_device)
     app.router.add_get("/api/ws", websocket)
     app.router.add_get("/api/openapi.json", openapi_json)

@@ -211,6 +211,9 @@ function onEvent(ev) {
       else renderCard(ev.device);
       break;
     }
+    case "device_removed":
+      if (devices.delete(ev.id)) layout();
+      break;
     case "state":
       applyState(ev.id, ev.state);
       break;
