@@ -136,8 +136,10 @@ def _light(b: _Builder) -> None:
         v = _get(brightness.name)
         cfg["brightness_template"] = (
             "{{ None if " + v + " is none else ((" + v + f" - {lo}) / {scale} * 255) | round(0) | int }}}}")
-        to_hub = f"({lo} + brightness / 255 * {scale})"
-        to_hub = f"({to_hub} | round(0) | int)" if brightness.integer or not brightness.step else to_hub
+        step = _n(brightness.step or 1)  # HA's 0-255 onto the device's range, on its steps
+        to_hub = f"({lo} + ((brightness / 255 * {scale} / {step}) | round(0)) * {step})"
+        if brightness.integer or float(step).is_integer():
+            to_hub = f"({to_hub} | int)"
         on_parts.append('{% if brightness is defined %}, "' + brightness.name + '": {{ ' + to_hub + " }}{% endif %}")
     if isinstance(ct, Numeric):
         mired = ct.unit.lower() == "mired"
@@ -176,7 +178,8 @@ def _cover(b: _Builder) -> None:
         "optimistic": False,
         "position_topic": b.state_topic, "position_template": _value(position.name),
         "set_position_topic": b.command_topic,
-        "set_position_template": "{" + json.dumps(position.name) + ":{{ position }}}",
+        # `value` is the position in the device's range; `position` would be HA's percentage
+        "set_position_template": "{" + json.dumps(position.name) + ":{{ value }}}",
         "position_open": _n(position.max if position.max is not None else 100),
         "position_closed": _n(position.min or 0),
     }
