@@ -11,6 +11,8 @@ import aiohttp
 import pytest
 
 from firmware_sim.house import House, default_house_text, parse_house
+from firmware_sim.projector import ProjectorSim
+from firmware_sim.projector_model import ProjectorConfig
 from hub.broker import Broker, free_port
 from hub.config import HubConfig
 from hub.core import Hub
@@ -91,11 +93,24 @@ async def test_home_assistant_sees_controls_and_loses_every_device(
         started = time.monotonic()
         async with running_hub(config) as (hub, url):
             house = House(HOUSE, broker_url=broker.url, state_dir=tmp_path / "sim", speed=5, keepalive=5)
+            projector = ProjectorSim(ProjectorConfig(name="Lounge projector", warmup=0.2, cooldown=0.2),
+                                     port=free_port(), udp_port=free_port(), notify_port=free_port(),
+                                     state_dir=tmp_path / "sim", mdns_interface="127.0.0.1", broker=broker.url,
+                                     room="Lounge")
             await house.start()
+            await projector.start()
             try:
+                def projector_id() -> str | None:
+                    return next((d.id for d in hub.registry.devices.values() if d.info.driver == "pjlink"
+                                 and d.state.online and d.info.expose("media_volume")), None)
+
                 ids = {spec.id for spec in HOUSE}
-                await until(hub, lambda: all((d := hub.registry.get(i)) is not None and d.state.online
-                                             for i in ids), 60, "the house online in the hub")
+                await until(hub, lambda: projector_id() is not None and all(
+                    (d := hub.registry.get(i)) is not None and d.state.online for i in ids),
+                    60, "the house and the projector online in the hub")
+                pj = projector_id()
+                assert pj is not None
+                ids.add(pj)
                 in_hub = time.monotonic() - started
                 expected = expected_unique_ids(hub)
 
@@ -114,7 +129,7 @@ async def test_home_assistant_sees_controls_and_loses_every_device(
                 devices = await view.devices()
                 # (HA matches areas without case: onboarding made a "Living Room" already)
                 assert {i: devices[i]["area"].casefold() for i in ids} == {
-                    spec.id: spec.room.casefold() for spec in HOUSE}
+                    pj: "lounge", **{spec.id: spec.room.casefold() for spec in HOUSE}}
                 assert devices["living-room-thermostat"]["name"] == "Living room thermostat"
 
                 # the right domains and units
@@ -149,6 +164,13 @@ async def test_home_assistant_sees_controls_and_loses_every_device(
                 assert set(thermostat["attributes"]["hvac_modes"]) == {"off", "heat", "auto"}
                 assert thermostat["attributes"]["current_temperature"] is not None
 
+                # the projector: power a switch, input a select, volume a number, lamp hours a sensor
+                assert [domain(f"hub_{pj}_{e}") for e in ("power", "input", "media_volume", "lamp_hours")] == [
+                    "switch", "select", "number", "sensor"]
+                assert view.state(f"hub_{pj}_lamp_hours")["attributes"]["unit_of_measurement"] == "h"
+                assert view.entities[f"hub_{pj}_lamp_hours"]["entity_category"] == "diagnostic"
+                assert len(view.state(f"hub_{pj}_input")["attributes"]["options"]) >= 2
+
                 # commands from HA reach the simulated devices, through the hub's validation
                 lamp = entity_id("hub_living-room-ceiling_light")
                 await sock.call("call_service", domain="light", service="turn_on",
@@ -159,6 +181,11 @@ async def test_home_assistant_sees_controls_and_loses_every_device(
                 await sock.wait_until(
                     lambda: _state_is(view, lamp, lambda s: s["state"] == "on"
                                       and s["attributes"].get("brightness") == 102), 15, "HA showing the light on")
+
+                await sock.call("call_service", domain="switch", service="turn_on",
+                                target={"entity_id": entity_id(f"hub_{pj}_power")})
+                await until(hub, lambda: hub.registry.get(pj).state.values.get("power") is True, 15,
+                            "the projector on")
 
                 blind = entity_id("hub_bedroom-blind_cover")
                 await sock.call("call_service", domain="cover", service="set_cover_position",
@@ -186,6 +213,7 @@ async def test_home_assistant_sees_controls_and_loses_every_device(
                     assert r.status == 204
                 await sock.wait_until(lambda: _device_gone(view, "hallway-motion"), 15, "HA forgetting the sensor")
             finally:
+                await projector.stop()
                 await house.stop()
 
     # HA took every payload and template without complaint
