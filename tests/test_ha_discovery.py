@@ -188,7 +188,9 @@ def test_a_mode_ha_does_not_know_keeps_the_thermostat_and_becomes_a_select() -> 
         homie("t", "target-temperature", "float", "5:30:0.5", True, "°C"),
         homie("t", "mode", "enum", "off,heat,eco", True)))
     assert platforms(info) == {"climate": "climate", "mode": "select"}
-    assert config(info)["cmps"]["climate"]["modes"] == []
+    climate = config(info)["cmps"]["climate"]
+    assert climate["modes"] == ["heat"] and read(climate["mode_state_template"], {}) == "heat"
+    assert "mode_command_topic" not in climate
 
 
 def test_sensors_get_their_device_class_unit_and_state_class() -> None:
@@ -302,7 +304,7 @@ def commands(info: DeviceInfo, cmp: dict[str, Any]) -> list[dict[str, Any]]:
         out += [json.loads(render(cmp["command_template"], value=v)) for v in (cmp["min"], cmp["max"])]
     if cmp["p"] == "climate":
         t = cmp["temperature_command_template"]
-        out += [json.loads(render(t, value=v)) for v in (cmp["min_temp"], cmp["max_temp"])]
+        out += [json.loads(render(t, value=v)) for v in (cmp.get("min_temp", 7), cmp.get("max_temp", 35))]
     return out
 
 

@@ -123,7 +123,7 @@ def _light(b: _Builder) -> None:
     on = b.find(["on", "state", "power"], lambda e: isinstance(e, Binary) and _settable(e))
     if not is_light or on is None:
         return
-    on_parts = [f'"{on.name}": true']
+    on_parts = [f"{json.dumps(on.name)}: true"]
     cfg: dict[str, Any] = {
         "schema": "template", "optimistic": False, "state_topic": b.state_topic,
         "command_topic": b.command_topic,
@@ -140,7 +140,8 @@ def _light(b: _Builder) -> None:
         to_hub = f"({lo} + ((brightness / 255 * {scale} / {step}) | round(0)) * {step})"
         if brightness.integer or float(step).is_integer():
             to_hub = f"({to_hub} | int)"
-        on_parts.append('{% if brightness is defined %}, "' + brightness.name + '": {{ ' + to_hub + " }}{% endif %}")
+        on_parts.append("{% if brightness is defined %}, " + json.dumps(brightness.name) + ": {{ " + to_hub
+                        + " }}{% endif %}")
     if isinstance(ct, Numeric):
         mired = ct.unit.lower() == "mired"
         lo, hi = ct.min, ct.max
@@ -157,14 +158,15 @@ def _light(b: _Builder) -> None:
         if lo is not None and hi is not None:
             to_hub = f"[[{to_hub}, {lo:g}] | max, {hi:g}] | min"
         cfg.update(color_temp_kelvin=True, min_kelvin=kmin, max_kelvin=kmax)
-        on_parts.append('{% if color_temp is defined %}, "' + ct.name + '": {{ ' + to_hub + " }}{% endif %}")
+        on_parts.append("{% if color_temp is defined %}, " + json.dumps(ct.name) + ": {{ " + to_hub
+                        + " }}{% endif %}")
     if color is not None:
         v = _get(color.name)
         for i, channel in enumerate(("red", "green", "blue")):
             cfg[f"{channel}_template"] = (
                 "{{ None if " + v + " is none else " + v + f"[{1 + 2 * i}:{3 + 2 * i}] | int(base=16) }}}}")
-        on_parts.append('{% if red is defined %}, "' + color.name
-                        + "\": \"#{{ '%02x%02x%02x' | format(red, green, blue) }}\"{% endif %}")
+        on_parts.append("{% if red is defined %}, " + json.dumps(color.name)
+                        + ": \"#{{ '%02x%02x%02x' | format(red, green, blue) }}\"{% endif %}")
     cfg["command_on_template"] = "{" + "".join(on_parts) + "}"
     b.used.update(e.name for e in (on, brightness, ct, color) if e is not None)
     b.add("light", "light", on, None, **cfg)
@@ -227,7 +229,8 @@ def _climate(b: _Builder) -> None:
                    mode_state_topic=b.state_topic, mode_state_template=_value(mode.name))
         b.used.add(mode.name)
     else:
-        cfg["modes"] = []
+        # no mode to set: a setpoint alone heats; without a mode state HA would show it "off"
+        cfg.update(modes=["heat"], mode_state_topic=b.state_topic, mode_state_template="heat")
     current = b.find(["current_temperature", "local_temperature", "temperature"],
                      lambda e: isinstance(e, Numeric) and not _settable(e))
     if current is not None:
