@@ -75,9 +75,9 @@ class Hub:
             password=config.mqtt.password.get_secret_value() if config.mqtt.password else None,
             keepalive=config.mqtt.keepalive, on_connect=self._republish, on_disconnect=self._mqtt_lost)
         ha = config.homeassistant
-        self.homeassistant: HaDiscovery | None = HaDiscovery(
+        self.homeassistant = HaDiscovery(
             self.mqtt, self.topics, ha.prefix, Origin("hub", __version__),
-            lambda: self.registry.devices.values()) if ha.discovery else None
+            lambda: self.registry.devices.values(), enabled=ha.discovery)
         self._driver_classes = dict(drivers) if drivers is not None else None
         self.drivers: dict[str, Driver] = {}
         self.discovery: Discovery | None = None
@@ -101,9 +101,8 @@ class Hub:
             await self.registry.start()
             stack.push_async_callback(self.registry.stop)
             self.mqtt.subscribe(self.topics.set_filter, self._on_mqtt_set)
-            if self.homeassistant is not None:
-                await self.homeassistant.start()
-                stack.push_async_callback(self.homeassistant.stop)
+            await self.homeassistant.start()
+            stack.push_async_callback(self.homeassistant.stop)
             await self.mqtt.start()
             stack.push_async_callback(self.mqtt.stop)
             classes = self._driver_classes if self._driver_classes is not None else load_drivers()
@@ -250,8 +249,7 @@ class Hub:
         for p in self._pending:
             if p.device_id == device_id and not p.future.done():
                 p.future.set_exception(DeviceNotFound(f"{device_id} was forgotten"))
-        if self.homeassistant is not None:  # first, so HA lets go of the topics cleared next
-            self.homeassistant.device_forgotten(device_id)
+        self.homeassistant.device_forgotten(device_id)  # first, so HA lets go of the topics cleared next
         for topic in (self.topics.state(device_id), self.topics.availability(device_id),
                       self.topics.definition(device_id)):
             self._publish(topic, b"", retain=True)  # an empty retained message deletes it (MQTT 3.1.1 §3.3.1.3)
@@ -339,8 +337,7 @@ class Hub:
         definition = dev.info.definition()
         definition.update(name=dev.name, room=dev.room)
         self._publish(self.topics.definition(dev.id), dumps(definition), retain=True)
-        if self.homeassistant is not None:
-            self.homeassistant.device_changed(dev)
+        self.homeassistant.device_changed(dev)
 
     def _schedule_state_publish(self, device_id: str) -> None:
         """Publish the device's retained state; while one publish is in flight, coalesce.
@@ -384,8 +381,7 @@ class Hub:
             jobs.append(one(self.topics.availability(dev.id), "online" if dev.state.online else "offline"))
             if dev.state.values:
                 jobs.append(one(self.topics.state(dev.id), dumps(dev.state.values)))
-        if self.homeassistant is not None:
-            jobs.append(self.homeassistant.republish())
+        jobs.append(self.homeassistant.republish())
         await asyncio.gather(*jobs)
         self.bus.publish("bridge", mqtt="connected")
 

@@ -80,3 +80,17 @@ async def test_configs_are_sent_when_they_change_and_again_after_a_reconnect() -
     await settle()
     assert mqtt.published[-1] == (CONFIG, "")
     await ha.stop()
+
+
+async def test_switched_off_it_only_clears_old_configs_once() -> None:
+    mqtt, dev = FakeMqtt(), Device(PLUG)
+    ha = HaDiscovery(mqtt, Topics(), "homeassistant", Origin("hub", "1"), lambda: [dev], enabled=False)
+    await ha.start()
+    assert mqtt.handlers == []  # HA's birth means nothing to it
+    await ha.republish()
+    assert mqtt.published == [(CONFIG, "")]
+    await ha.republish()  # later reconnects: nothing
+    ha.device_changed(dev)
+    await settle()
+    assert mqtt.published == [(CONFIG, "")]
+    await ha.stop()

@@ -95,12 +95,17 @@ async def test_the_prefix_is_configurable(tmp_path: Path, broker: Broker, lamp: 
         await no_retained(broker, "homeassistant/#")
 
 
-async def test_discovery_can_be_switched_off(tmp_path: Path, broker: Broker, lamp: HomiePeer) -> None:
+async def test_switched_off_it_removes_what_an_earlier_run_published(
+        tmp_path: Path, broker: Broker, lamp: HomiePeer) -> None:
+    async for running in hub_with(tmp_path, broker):
+        async with observe("127.0.0.1", broker.port, CONFIG_TOPIC) as o:
+            await o.wait_for(CONFIG_TOPIC)
     async for running in hub_with(tmp_path, broker, discovery=False):
-        assert running.hub.homeassistant is None
-        await until(running.hub, lambda: running.hub.registry.get("test-lamp") is not None, 10, "the lamp")
         async with observe("127.0.0.1", broker.port, "hub/bridge/devices/test-lamp") as o:
-            await o.wait_for("hub/bridge/devices/test-lamp")  # published before any HA config would be
+            await o.wait_for("hub/bridge/devices/test-lamp")  # republished on connect, as the removal is
+        await running.hub.rename_device("test-lamp", "Sofa lamp", None)  # no config for this either
+        async with observe("127.0.0.1", broker.port, "hub/bridge/devices/test-lamp") as o:
+            await o.wait_for("hub/bridge/devices/test-lamp", lambda p: b"Sofa lamp" in p)
         await no_retained(broker, "homeassistant/#")
 
 
@@ -129,6 +134,8 @@ async def test_forgetting_a_device_clears_it_everywhere_and_it_can_come_back(
                 assert r.status == 404
             async with s.get(f"{running.url}/api/devices/test-lamp") as r:
                 assert r.status == 404
+            async with s.get(f"{running.url}/api/openapi.json") as r:
+                assert "204" in (await r.json())["paths"]["/api/devices/{id}"]["delete"]["responses"]
             async with s.delete(f"{running.url}/api/devices/test-lamp", headers={"Authorization": ""}) as r:
                 assert r.status == 401
         await no_retained(broker, *topics)

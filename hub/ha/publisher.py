@@ -22,11 +22,17 @@ def _birth_delay() -> float:
 
 
 class HaDiscovery:
-    """Retained `<prefix>/device/<id>/config` per device; republished on connect and on HA's birth."""
+    """Retained `<prefix>/device/<id>/config` per device; republished on connect and on HA's birth.
+
+    Switched off (`enabled=False`) it publishes nothing but, once, the removal of every config an
+    earlier run may have left retained: no ghost devices in HA after turning discovery off.
+    """
 
     def __init__(self, mqtt: Mqtt, topics: Topics, prefix: str, origin: Origin,
-                 devices: Callable[[], Iterable[Device]], *, delay: Callable[[], float] = _birth_delay,
+                 devices: Callable[[], Iterable[Device]], *, enabled: bool = True,
+                 delay: Callable[[], float] = _birth_delay,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+        self.enabled = enabled
         self.mqtt = mqtt
         self.topics = topics
         self.prefix = prefix
@@ -37,16 +43,19 @@ class HaDiscovery:
         self._sent: dict[str, bytes] = {}  # what HA has now, per device: unchanged configs aren't resent
         self._tasks: set[asyncio.Task[Any]] = set()
         self._birth: asyncio.Task[None] | None = None
+        self._cleared = False
 
     @property
     def status_topic(self) -> str:
         return f"{self.prefix}/status"
 
     async def start(self) -> None:
-        self.mqtt.subscribe(self.status_topic, self._on_status)
+        if self.enabled:
+            self.mqtt.subscribe(self.status_topic, self._on_status)
 
     async def stop(self) -> None:
-        self.mqtt.unsubscribe(self.status_topic, self._on_status)
+        if self.enabled:
+            self.mqtt.unsubscribe(self.status_topic, self._on_status)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -56,6 +65,8 @@ class HaDiscovery:
 
     def device_changed(self, dev: Device) -> None:
         """The device's definition, name or room changed: tell HA if its config did."""
+        if not self.enabled:
+            return
         payload = self.payload(dev)
         if self._sent.get(dev.id) != payload and self.mqtt.connected:
             self._sent[dev.id] = payload
@@ -70,14 +81,17 @@ class HaDiscovery:
         """Every device's config (after a connect, or HA's birth); BrokerUnavailable if the link drops."""
         sem = asyncio.Semaphore(100)
         self._sent.clear()
+        if not self.enabled and self._cleared:
+            return
 
         async def one(dev: Device) -> None:
-            payload = self.payload(dev)
+            payload = self.payload(dev) if self.enabled else b""
             async with sem:
                 await self.mqtt.publish(config_topic(self.prefix, dev.id), payload, qos=1, retain=True)
             self._sent[dev.id] = payload
 
         await asyncio.gather(*(one(d) for d in list(self.devices())))
+        self._cleared = not self.enabled
 
     async def _publish(self, device_id: str, payload: bytes) -> None:
         try:

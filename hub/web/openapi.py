@@ -76,7 +76,9 @@ def openapi(hub: "Hub") -> dict[str, Any]:
                           "requestBody": {"content": {"application/json": {"schema": {
                               "type": "object", "additionalProperties": False,
                               "properties": {"name": {"type": "string"}, "room": {"type": "string"}}}}}},
-                          "responses": _responses(200, 401, 404, 422)}},
+                          "responses": _responses(200, 401, 404, 422)},
+                "delete": {"summary": "forget a device (found anew if it comes back)", "parameters": [device_id],
+                           "responses": {"204": {"description": "forgotten"}, **_responses(401, 404)}}},
             "/api/devices/{id}/set": {"post": {
                 "summary": "change a device; answers with the state the device confirmed",
                 "parameters": [device_id],
