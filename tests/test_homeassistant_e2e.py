@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from hub.service import running_hub
 from hub.tokens import create_token
 from tests.conftest import until
 from tests.ha_instance import HaSocket, HomeAssistant
+from tests.sim_support import observe
 
 pytestmark = [pytest.mark.homeassistant, pytest.mark.timeout(300)]
 
@@ -196,6 +198,19 @@ async def test_home_assistant_sees_controls_and_loses_every_device(
                     lambda: _state_is(view, blind, lambda s: s["attributes"].get("current_position") == 30),
                     15, "HA showing the blind at 30 %")
 
+                # HA shows what the hub confirmed, never a guess: a setpoint off the device's 0.5 steps
+                # is refused by the hub's validation, and HA keeps showing the confirmed one
+                thermostat_id = entity_id("hub_living-room-thermostat_climate")
+                confirmed = hub.registry.get("living-room-thermostat").state.values["target_temperature"]
+                async with observe("127.0.0.1", broker.port, "hub/living-room-thermostat/set/result") as results:
+                    await sock.call("call_service", domain="climate", service="set_temperature",
+                                    service_data={"temperature": 21.3}, target={"entity_id": thermostat_id})
+                    refused = json.loads(await results.wait_for("hub/living-room-thermostat/set/result"))
+                assert (refused["code"], refused["field"]) == (422, "target_temperature")
+                assert hub.registry.get("living-room-thermostat").state.values["target_temperature"] == confirmed
+                assert await _state_is(view, thermostat_id,
+                                       lambda s: s["attributes"]["temperature"] == confirmed)
+
                 # a renamed device follows in HA
                 await hub.rename_device("office-desk-plug", "Desk lamp plug", None)
                 await sock.wait_until(lambda: _device_named(view, "office-desk-plug", "Desk lamp plug"),
@@ -212,6 +227,31 @@ async def test_home_assistant_sees_controls_and_loses_every_device(
                                     headers={"Authorization": f"Bearer {token}"}) as r:
                     assert r.status == 204
                 await sock.wait_until(lambda: _device_gone(view, "hallway-motion"), 15, "HA forgetting the sensor")
+
+                # Home Assistant restarts: every entity is back and available (but the stopped plug's)
+                # without anyone touching the hub, and the hub answers HA's birth message
+                lamp_config = "homeassistant/device/living-room-ceiling/config"
+                back = {u for u in expected if "hallway-motion" not in u and "office-desk-plug" not in u}
+                async with observe("127.0.0.1", broker.port, lamp_config) as configs:
+                    await configs.wait_for(lamp_config)  # the retained copy
+                    await ha.stop()
+                    restarted = time.monotonic()
+                    await ha.start()
+                    async with ha.websocket(s) as sock2:
+                        view2 = HaView(sock2)
+                        for event_type in ("entity_registry_updated", "state_changed"):
+                            await sock2.call("subscribe_events", event_type=event_type)
+
+                        async def all_back() -> bool:
+                            await view2.refresh()
+                            return back <= set(view2.entities) and all(
+                                view2.state(u).get("state") not in (None, "unavailable") for u in back)
+
+                        await sock2.wait_until(all_back, 60, "every entity back after HA's restart")
+                        print(f"after a Home Assistant restart, all {len(back)} entities were back "
+                              f"{time.monotonic() - restarted:.2f} s after it was started again")
+                        assert view2.state("hub_office-desk-plug_on")["state"] == "unavailable"
+                    await configs.wait_count(lamp_config, 2, timeout=60)  # republished after HA's birth
             finally:
                 await projector.stop()
                 await house.stop()
