@@ -277,6 +277,17 @@ def test_other_exposes() -> None:
     assert "device_class" not in c["rssi"]
 
 
+def test_entity_categories_follow_the_exposes_as_ha_allows_them() -> None:
+    info = DeviceInfo("cfg", "Cfg", "homie", (
+        Numeric(name="calibration", access=Access.STATE | Access.SET, min=-5, max=5, category="config"),
+        Numeric(name="uptime", unit="s", category="config"),  # read-only: HA allows no "config" there
+        Binary(name="overheated", category="diagnostic"),
+        Binary(name="child_lock", access=Access.STATE | Access.SET)))
+    c = config(info)["cmps"]
+    assert {k: v.get("entity_category") for k, v in c.items()} == {
+        "calibration": "config", "uptime": "diagnostic", "overheated": "diagnostic", "child_lock": None}
+
+
 # -- what holds for every device ---------------------------------------------------------------
 
 SAMPLES = {"brightness": [0, 1, 128, 255], "color_temp": [1500, 2000, 4000, 6536, 9000],
@@ -362,6 +373,8 @@ def test_any_declaration_gives_a_payload_ha_accepts(ex: list[Expose], model: str
     assert {v["p"] for v in cmps.values()} <= {
         "light", "cover", "climate", "lock", "switch", "binary_sensor", "sensor", "number", "select", "button", "text"}
     for cmp in cmps.values():
+        if cmp["p"] in ("sensor", "binary_sensor"):
+            assert cmp.get("entity_category") != "config"
         for key, value in cmp.items():
             if key.endswith("_topic") and value is not None:
                 assert value in ("hub/dev-1", "hub/dev-1/set"), (key, value)

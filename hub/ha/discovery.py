@@ -100,7 +100,9 @@ class _Builder:
         key = _KEY.sub("_", key)
         body: dict[str, Any] = {"p": platform, "unique_id": f"{self.uid_prefix}_{key}", "name": name}
         if expose is not None and expose.category in ("config", "diagnostic"):
-            body["entity_category"] = expose.category
+            # HA refuses "config" on what cannot be changed (sensors): that is a diagnostic there
+            read_only = platform in ("sensor", "binary_sensor")
+            body["entity_category"] = "diagnostic" if read_only else expose.category
         body.update(cfg)
         self.components[key] = body
 
