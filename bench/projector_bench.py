@@ -67,7 +67,7 @@ async def main() -> None:
                 on_at: list[float] = []
                 sim.model.subscribe(lambda ch: on_at.append(time.perf_counter())
                                     if (ch.body, ch.value) == ("POWR", "1") else None)
-                async with s.ws_connect(f"{hub.url}/api/ws?token={hub.token}") as ws:
+                async with s.ws_connect(f"{hub.url}/api/ws", headers={"Authorization": f"Bearer {hub.token}"}) as ws:
                     await ws.receive_json()
                     t0 = time.perf_counter()
                     async with s.post(url, json={"power": True}) as r:

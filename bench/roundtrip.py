@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hub.broker import Broker, free_port  # noqa: E402
-from hub.tokens import create_token  # noqa: E402
+from hub.accounts import create_token, create_user  # noqa: E402
 from tests.homie_peer import HomiePeer, advertise, loopback_zeroconf  # noqa: E402
 
 ONE_LIGHT = '[[device]]\nid = "bench-light"\nname = "Bench light"\ntype = "light"\nroom = "Lab"\n'
@@ -51,6 +51,7 @@ class HubProcess:
     def __init__(self, tmp: Path, broker: Broker, name: str = "hub") -> None:
         self.port = free_port()
         self.data = tmp / name
+        create_user(self.data / "hub.db", "bench", "bench-password", "owner")
         self.token = create_token(self.data / "hub.db", "bench")
         self.env = {**os.environ, "HUB_MQTT_URL": broker.url, "HUB_HTTP_HOST": "127.0.0.1",
                     "HUB_HTTP_PORT": str(self.port), "HUB_DISCOVERY_INTERFACES": "127.0.0.1",
@@ -140,7 +141,7 @@ async def rest_and_ws(hub: HubProcess, device: str, n: int) -> None:
     rest: list[float] = []
     ws_lat: list[float] = []
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {hub.token}"}) as s:
-        async with s.ws_connect(f"{hub.url}/api/ws?token={hub.token}") as ws:
+        async with s.ws_connect(f"{hub.url}/api/ws") as ws:
             await ws.receive_json()
             for i in range(n):
                 want = 10 + (i + 1) % 80
@@ -167,7 +168,7 @@ async def bench_discovery(hub: HubProcess, broker: Broker, rounds: int = 5) -> N
     seen: list[float] = []
     try:
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {hub.token}"}) as s:
-            async with s.ws_connect(f"{hub.url}/api/ws?token={hub.token}") as ws:
+            async with s.ws_connect(f"{hub.url}/api/ws") as ws:
                 await ws.receive_json()
                 for i in range(rounds):
                     dev_id = f"disc-{i}"

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 NODE = "player"
 PREFIX = "media_"
 MAX_RAW = 64  # cached values before the description arrives (bounded; extra ones dropped)
+# Plumbing the hub drives, not controls for a household (Zigbee2MQTT's expose categories):
+# the UI hides them, the API and MQTT keep them.
+CATEGORIES = {"url": "config", "verified": "config", "error": "diagnostic"}
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,8 @@ class MediaPlayer:
 def _expose(p: Property) -> Expose:
     """A Homie player property as `media_<prop>`; position/duration default to ms."""
     e = to_expose(p)
-    changes: dict[str, Any] = {"name": PREFIX + e.name, "label": "Media " + (p.name or p.id).lower()}
+    changes: dict[str, Any] = {"name": PREFIX + e.name, "label": "Media " + (p.name or p.id).lower(),
+                               "category": CATEGORIES.get(p.id)}
     if isinstance(e, Numeric) and not e.unit and p.id in ("position", "duration"):
         changes["unit"] = "ms"
     return dataclasses.replace(e, **changes)

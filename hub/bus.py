@@ -53,6 +53,16 @@ class Subscription:
             raise Overflow("event queue overflowed")
         return event
 
+    def drain(self) -> list[Event]:
+        """Every event queued so far, without waiting; raises Overflow like get()."""
+        events: list[Event] = []
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is None:
+                raise Overflow("event queue overflowed")
+            events.append(event)
+        return events
+
     def close(self) -> None:
         self._bus.unsubscribe(self)
 

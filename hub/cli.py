@@ -41,10 +41,97 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(args))
 
 
-def cmd_token_create(args: argparse.Namespace) -> int:
-    from .tokens import create_token
+def _accounts(args: argparse.Namespace, fn, *fn_args, **kwargs):
+    """Run an accounts function on the data dir's hub.db; AccountError → a message and exit 1."""
+    from . import accounts
 
-    print(create_token(_data_dir(args) / "hub.db", args.name))
+    try:
+        return accounts.with_db(_data_dir(args) / "hub.db", fn, *fn_args, **kwargs)
+    except accounts.AccountError as e:
+        raise SystemExit(f"hub: {e}") from None
+
+
+def _new_password(args: argparse.Namespace) -> str:
+    """From stdin with --password-stdin (scripts), else asked twice at the terminal."""
+    import getpass
+
+    from .accounts import AccountError, check_password_rule
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("new password: ")
+        if getpass.getpass("again: ") != password:
+            raise SystemExit("hub: the passwords differ")
+    try:
+        check_password_rule(password)
+    except AccountError as e:
+        raise SystemExit(f"hub: {e}") from None
+    return password
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from .accounts import hash_password, insert_user
+
+    user = _accounts(args, insert_user, args.name, hash_password(_new_password(args)), args.role)
+    print(f"added {user.role} {user.name}")
+    return 0
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    from .accounts import delete_sessions, find_user, hash_password, set_password_hash
+
+    def change(db, password_hash: str) -> int:
+        user = find_user(db, args.name)[0]
+        if user is None:
+            raise SystemExit(f"hub: no user {args.name!r}")
+        set_password_hash(db, user.id, password_hash)
+        return len(delete_sessions(db, user.id))
+
+    ended = _accounts(args, change, hash_password(_new_password(args)))
+    print(f"password changed; {ended} session(s) signed out")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from .accounts import list_users
+
+    for user in _accounts(args, list_users):
+        print(f"{user.name}\t{user.role}")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from .accounts import AccountError, create_token
+
+    try:
+        print(create_token(_data_dir(args) / "hub.db", args.name, user=args.user,
+                           scope="read" if args.read_only else "write"))
+    except AccountError as e:
+        raise SystemExit(f"hub: {e}") from None
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    import datetime
+
+    from .accounts import list_tokens
+
+    def when(t: float | None) -> str:
+        return datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") if t else "never"
+
+    for t in _accounts(args, list_tokens):
+        print(f"{t['id']}\t{t['name']}\t{t['user']}\t{t['scope']}\tcreated {when(t['created'])}"
+              f"\tlast used {when(t['last_used'])}")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from .accounts import delete_token
+
+    if not _accounts(args, delete_token, args.id):
+        raise SystemExit(f"hub: no token {args.id!r} (see hub token list)")
+    print("revoked (a running hub stops accepting it within 2 s)")
     return 0
 
 
@@ -111,12 +198,36 @@ def build_parser() -> argparse.ArgumentParser:
     _data_arg(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("token", help="API tokens")
+    p = sub.add_parser("token", help="long-lived API tokens")
     tsub = p.add_subparsers(dest="token_command", required=True)
-    t = tsub.add_parser("create", help="print a new long-lived API token")
-    t.add_argument("--name", required=True)
-    _data_arg(t)
+    t = tsub.add_parser("create", help="print a new API token (shown once)")
+    t.add_argument("--name", required=True, help="what it is for, e.g. 'wall tablet'")
+    t.add_argument("--user", default=None, help="whose token (default: the hub's only owner)")
+    t.add_argument("--read-only", action="store_true", help="may read state but change nothing")
     t.set_defaults(func=cmd_token_create)
+    t = tsub.add_parser("list", help="every token: id, name, user, scope, created, last used")
+    t.set_defaults(func=cmd_token_list)
+    t = tsub.add_parser("revoke", help="revoke a token by its id")
+    t.add_argument("id")
+    t.set_defaults(func=cmd_token_revoke)
+    for t in tsub.choices.values():
+        _data_arg(t)
+
+    p = sub.add_parser("user", help="household accounts (also for a household locked out of its hub)")
+    usub = p.add_subparsers(dest="user_command", required=True)
+    u = usub.add_parser("add", help="add a user (asks for the password)")
+    u.add_argument("name")
+    u.add_argument("--role", choices=("owner", "member"), default="member")
+    u.set_defaults(func=cmd_user_add)
+    u = usub.add_parser("passwd", help="set a user's password; signs out all their sessions")
+    u.add_argument("name")
+    u.set_defaults(func=cmd_user_passwd)
+    for u in usub.choices.values():
+        u.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    u = usub.add_parser("list", help="users and their roles")
+    u.set_defaults(func=cmd_user_list)
+    for u in usub.choices.values():
+        _data_arg(u)
 
     p = sub.add_parser("devices", help="list known devices")
     p.add_argument("--json", action="store_true")

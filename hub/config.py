@@ -49,6 +49,20 @@ class MqttConfig(_Section):
 class HttpConfig(_Section):
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=1, le=65535)
+    # Names the hub answers to besides its addresses, localhost and <hostname>(.local); a
+    # leading dot allows a domain's names (".home.arpa"). Others get 421 (DNS rebinding).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Reverse proxies whose X-Forwarded-For/-Proto are believed (addresses or networks)
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in v:
+            ipaddress.ip_network(net, strict=False)  # ValueError names the bad one
+        return v
 
 
 class DiscoveryConfig(_Section):
@@ -62,19 +76,31 @@ class HomeAssistantConfig(_Section):
     prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
 
+class HistoryConfig(_Section):
+    """Numeric readings kept for the device page's charts."""
+
+    interval: float = Field(10.0, ge=0, le=3600, description="at most one point per property per this many s")
+    retention_days: float = Field(7.0, gt=0, le=3650)
+    flush_interval: float = Field(1.0, gt=0, le=60, description="points are written in one batch this often")
+    prune_interval: float = Field(3600.0, gt=0, description="seconds between deletions of expired points")
+
+
 class HubConfig(_Section):
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     command_timeout: float = Field(5.0, gt=0, le=120, description="seconds to wait for a device to confirm")
+    # a device seen for the first time waits in the UI's inbox until named; the demo accepts its own
+    inbox: bool = True
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     # per-driver options, e.g. [drivers.pjlink] search_address = "255.255.255.255"
     drivers: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
-SECTIONS = ("mqtt", "http", "discovery", "homeassistant")
+SECTIONS = ("mqtt", "http", "discovery", "history", "homeassistant")
 
 
 def default_data_dir() -> Path:
@@ -115,10 +141,15 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _interfaces_from_env(data: dict[str, Any]) -> None:
-    iface = data.get("discovery", {}).get("interfaces")
-    if isinstance(iface, str) and iface != "all":
-        data["discovery"]["interfaces"] = [s.strip() for s in iface.split(",") if s.strip()]
+_LISTS = (("discovery", "interfaces"), ("http", "allowed_hosts"), ("http", "trusted_proxies"))
+
+
+def _lists_from_env(data: dict[str, Any]) -> None:
+    """Comma-separated lists in variables, e.g. HUB_HTTP_ALLOWED_HOSTS=hub.home.arpa,hub"""
+    for section, key in _LISTS:
+        value = data.get(section, {}).get(key)
+        if isinstance(value, str) and value != "all":
+            data[section][key] = [s.strip() for s in value.split(",") if s.strip()]
 
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None,
@@ -136,7 +167,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
     env_data, env_sources = _from_env(environ)
-    _interfaces_from_env(env_data)
+    _lists_from_env(env_data)
     source_of.update(env_sources)
     data = _merge(data, env_data)
     if overrides:

@@ -68,7 +68,7 @@ class Hub:
         self.topics = Topics(config.mqtt.base_topic)
         self.bus = Bus()
         self.store = Store(config.data_dir / "hub.db")
-        self.registry = Registry(self.store)
+        self.registry = Registry(self.store, inbox=config.inbox)
         self.mqtt = MqttLink(
             config.mqtt.host, config.mqtt.port, client_id=config.mqtt.client_id,
             will_topic=self.topics.bridge_state, username=config.mqtt.username,
@@ -234,9 +234,10 @@ class Hub:
             self.bus.publish("device_updated", device=dev.to_json())
             self._publish_definition(dev)
 
-    async def rename_device(self, device_id: str, name: str | None, room: str | None) -> Device:
-        """The household's name or room for a device: saved, announced, and kept over the driver's."""
-        dev = await self.registry.rename(device_id, name, room)
+    async def rename_device(self, device_id: str, name: str | None, room: str | None, *,
+                            ignored: bool | None = None, inbox: bool | None = None) -> Device:
+        """The household's name, room, or "ignore" for a device: saved, announced, kept over the driver's."""
+        dev = await self.registry.rename(device_id, name, room, ignored=ignored, inbox=inbox)
         self.bus.publish("device_updated", device=dev.to_json())
         self._publish_definition(dev)
         return dev

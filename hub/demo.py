@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -13,11 +14,11 @@ from pathlib import Path
 import aiohttp
 from rich.console import Console
 
+from . import accounts, demo_scenes
 from .broker import Broker, free_port, wait_for_port
 from .config import HubConfig, default_data_dir
 from .media.cli import cloud_link, cloud_unlink
 from .service import running_hub, wait_for_signal
-from .tokens import create_token
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,50 @@ class Child:
             await self.proc.wait()
 
 
-def _demo_token(data: Path) -> str:
+DEMO_USER = "demo"
+
+
+def _demo_login(data: Path) -> tuple[str, str]:
+    """The demo's owner with a fresh password each run, and the demo's own API token (for the
+    sync it starts). Returns (password, token)."""
+    password = secrets.token_urlsafe(9)
+    hashed = accounts.hash_password(password)
+
+    def ensure(db) -> None:
+        user = accounts.find_user(db, DEMO_USER)[0]
+        if user is None:
+            accounts.insert_user(db, DEMO_USER, hashed, "owner")
+        else:
+            accounts.set_password_hash(db, user.id, hashed)
+
+    accounts.with_db(data / "hub.db", ensure)
     path = data / "secrets" / "demo-token"
     if path.exists():
-        return path.read_text().strip()
-    token = create_token(data / "hub.db", "demo")
+        token = path.read_text().strip()
+        if accounts.with_db(data / "hub.db", accounts.lookup_token, token) is not None:
+            return password, token
+    token = accounts.create_token(data / "hub.db", "demo sync", user=DEMO_USER)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token)
-    return token
+    return password, token
+
+
+async def _seed_scenes(hub, url: str, token: str) -> None:
+    try:
+        created = await demo_scenes.seed(hub, url, token)
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
+        log.warning("demo scenes not created: %s", e)
+    except Exception:
+        log.exception("demo scenes not created")
+    else:
+        log.info("demo scenes created: %s", ", ".join(created) or "none (already there)")
+
+
+async def _cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def run_demo(args: argparse.Namespace) -> int:
@@ -77,8 +112,9 @@ async def run_demo(args: argparse.Namespace) -> int:
             http={"host": "127.0.0.1", "port": args.port},
             discovery={"interfaces": ["127.0.0.1"], "advertise_broker": True},
             drivers={"pjlink": {"udp_host": "127.0.0.1", "notify_port": notify_port}},
+            inbox=False,  # the simulated house is the household's own: no 14 devices in "New devices"
         )
-        token = await asyncio.to_thread(_demo_token, data)
+        password, token = await asyncio.to_thread(_demo_login, data)
         # each demo run starts its own cloud on a new port: forget the last run's link first
         cloud_unlink(data, console=Console(quiet=True))
         hub, url = await stack.enter_async_context(running_hub(config))
@@ -109,13 +145,18 @@ async def run_demo(args: argparse.Namespace) -> int:
                         log.warning("starting the media sync failed: %s", await r.text())
         else:
             log.warning("could not link the demo cloud; see %s", logs / "cloud.log")
+        # "Movie night" and "All off", once the house, the projector and a film are there
+        seeding = asyncio.get_running_loop().create_task(_seed_scenes(hub, url, token), name="demo-scenes")
+        stack.push_async_callback(_cancel, seeding)
 
         print(f"""
   hub demo is running  ({broker.kind} on {broker.url})
 
-    open    {url}/#token={token}
-    API     curl -H 'Authorization: Bearer {token}' {url}/api/devices
+    open    {url}/   and log in as  {DEMO_USER} / {password}   (a new password each run)
+    API     hub token create --name script --data {data}   then
+            curl -H 'Authorization: Bearer <token>' {url}/api/devices
     MQTT    mosquitto_sub -p {broker.port} -t 'hub/#' -v
+    scenes  mosquitto_pub -p {broker.port} -t hub/scene/movie-night/set -n   (or "all-off")
     cloud   {cloud_url} (linked; films, photos and documents sync into {data / "media"})
     logs    {logs}
 

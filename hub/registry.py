@@ -24,6 +24,8 @@ class Device:
     state: DeviceState = field(default_factory=DeviceState)
     user_name: str = ""  # set by the household; wins over the driver's name
     user_room: str = ""
+    inbox: bool = False  # seen for the first time; waits until the household names, places or ignores it
+    ignored: bool = False  # the household said "not mine": kept, but off Home and out of the inbox
 
     @property
     def id(self) -> str:
@@ -40,7 +42,8 @@ class Device:
     def to_json(self) -> dict[str, Any]:
         d = self.info.definition()
         d.update(name=self.name, room=self.room, online=self.state.online,
-                 state=dict(self.state.values), last_seen=self.state.last_seen)
+                 state=dict(self.state.values), last_seen=self.state.last_seen or None,
+                 inbox=self.inbox, ignored=self.ignored)
         return d
 
 
@@ -51,6 +54,11 @@ def _migrate(db: sqlite_utils.Database) -> None:
         "first_seen": float, "last_seen": float,
     }, pk="id", if_not_exists=True)
     db["device_state"].create({"id": str, "state": str, "updated": float}, pk="id", if_not_exists=True)
+    # Devices already known when these columns arrive were accepted before the inbox existed.
+    columns = db["devices"].columns_dict
+    for column in ("inbox", "ignored"):
+        if column not in columns:
+            db["devices"].add_column(column, int, not_null_default=0)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -65,8 +73,9 @@ def _same(a: Any, b: Any) -> bool:
 class Registry:
     """Never deletes a device on its own: one that disappears is marked offline and kept."""
 
-    def __init__(self, store: Store, flush_interval: float = 0.5) -> None:
+    def __init__(self, store: Store, flush_interval: float = 0.5, *, inbox: bool = True) -> None:
         self.store = store
+        self.inbox = inbox  # whether a device seen for the first time waits in the inbox
         self.flush_interval = flush_interval
         self.devices: dict[str, Device] = {}
         self._dirty_state: set[str] = set()
@@ -76,7 +85,7 @@ class Registry:
 
     async def start(self) -> None:
         rows = await self.store.call(self._load)
-        for row, state in rows:
+        for row, state, updated in rows:
             try:
                 info = DeviceInfo(
                     id=row["id"], name=row["name"], driver=row["driver"], model=row["model"] or "",
@@ -88,16 +97,18 @@ class Registry:
             except (ValueError, KeyError, TypeError):
                 log.exception("registry row %s unreadable; skipped (left in the database)", row.get("id"))
                 continue
+            last_seen = max(row["last_seen"] or 0.0, updated or 0.0)
             self.devices[info.id] = Device(
-                info, DeviceState(values=values, online=False, last_seen=row["last_seen"] or 0.0),
-                user_name=row["user_name"] or "", user_room=row["user_room"] or "")
+                info, DeviceState(values=values, online=False, last_seen=last_seen),
+                user_name=row["user_name"] or "", user_room=row["user_room"] or "",
+                inbox=bool(row["inbox"]), ignored=bool(row["ignored"]))
         self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="registry-flush")
 
     @staticmethod
-    def _load(db: sqlite_utils.Database) -> list[tuple[dict[str, Any], str | None]]:
+    def _load(db: sqlite_utils.Database) -> list[tuple[dict[str, Any], str | None, float | None]]:
         _migrate(db)
-        states = {r["id"]: r["state"] for r in db["device_state"].rows}
-        return [(r, states.get(r["id"])) for r in db["devices"].rows]
+        states = {r["id"]: (r["state"], r["updated"]) for r in db["device_state"].rows}
+        return [(r, *states.get(r["id"], (None, None))) for r in db["devices"].rows]
 
     async def stop(self) -> None:
         if self._flusher is not None:
@@ -120,7 +131,7 @@ class Registry:
         dev = self.devices.get(info.id)
         added = dev is None
         if dev is None:
-            dev = Device(info)
+            dev = Device(info, inbox=self.inbox)
             self.devices[info.id] = dev
             changed = True
         else:
@@ -133,6 +144,7 @@ class Registry:
                 "manufacturer": info.manufacturer, "room": info.room, "address": info.address,
                 "exposes": json.dumps([e.to_json() for e in info.exposes]), "error": info.error,
                 "user_name": dev.user_name, "user_room": dev.user_room, "last_seen": now,
+                "inbox": int(dev.inbox), "ignored": int(dev.ignored),
             }
 
             def write(db: sqlite_utils.Database) -> None:
@@ -154,15 +166,26 @@ class Registry:
         if not task.cancelled() and task.exception() is not None:
             log.error("saving a device definition failed: %s", task.exception())
 
-    async def rename(self, device_id: str, name: str | None, room: str | None) -> Device:
+    async def rename(self, device_id: str, name: str | None, room: str | None, *,
+                     ignored: bool | None = None, inbox: bool | None = None) -> Device:
+        """The household's choices for a device; naming, placing or ignoring it empties its inbox slot."""
         dev = self.devices[device_id]
         if name is not None:
             dev.user_name = name
         if room is not None:
             dev.user_room = room
+        if ignored is not None:
+            dev.ignored = ignored
+        if name is not None or room is not None or ignored or inbox is False:
+            dev.inbox = False
+
+        if self._writes:  # the device's own row first: it may still be on its way to the database
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
         def write(db: sqlite_utils.Database) -> None:
             with db.conn:
-                db["devices"].update(device_id, {"user_name": dev.user_name, "user_room": dev.user_room})
+                db["devices"].update(device_id, {"user_name": dev.user_name, "user_room": dev.user_room,
+                                                 "inbox": int(dev.inbox), "ignored": int(dev.ignored)})
 
         await self.store.call(write)
         return dev

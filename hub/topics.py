@@ -62,6 +62,24 @@ class Topics:
             return None
         return device_id
 
+    def scene_set(self, scene_id: str) -> str:
+        return f"{self.base}/scene/{scene_id}/set"
+
+    def scene_result(self, scene_id: str) -> str:
+        return f"{self.base}/scene/{scene_id}/result"
+
+    @property
+    def scene_set_filter(self) -> str:
+        return f"{self.base}/scene/+/set"
+
+    def parse_scene_set(self, topic: str) -> str | None:
+        """The scene id of a `<base>/scene/<id>/set` topic, else None."""
+        prefix = self.base + "/scene/"
+        if not topic.startswith(prefix) or not topic.endswith("/set"):
+            return None
+        scene_id = topic[len(prefix):-len("/set")]
+        return scene_id if scene_id and "/" not in scene_id else None
+
 
 class BadPayload(ValueError):
     """An MQTT payload that is not what the topic expects."""

@@ -14,7 +14,7 @@ from hub.broker import Broker, free_port
 from hub.config import HubConfig
 from hub.core import Hub
 from hub.service import running_hub
-from hub.tokens import create_token
+from hub.accounts import create_token, create_user
 from tests.media_fakecloud import FakeCloud
 
 
@@ -36,28 +36,40 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         b.stop()
 
 
+OWNER = "owner"
+OWNER_PASSWORD = "correct horse battery"
+
+
 @dataclass
 class RunningHub:
     hub: Hub
     url: str
-    token: str
+    token: str  # an owner's API token
     broker: Broker
+    user: str = OWNER
+    password: str = OWNER_PASSWORD
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-@pytest.fixture
-async def running(tmp_path: Path, broker: Broker) -> AsyncIterator[RunningHub]:
-    """The hub with its web server, on the test broker, browsing mDNS on loopback."""
-    config = HubConfig(
+def hub_config(tmp_path: Path, broker: Broker) -> HubConfig:
+    """A test hub's config: the test broker, a free loopback port, mDNS on loopback."""
+    return HubConfig(
         data_dir=tmp_path / "data",
         mqtt={"url": broker.url, "keepalive": 5},
         http={"host": "127.0.0.1", "port": free_port()},
         discovery={"interfaces": ["127.0.0.1"]},
         command_timeout=3.0,
     )
+
+
+@pytest.fixture
+async def running(tmp_path: Path, broker: Broker) -> AsyncIterator[RunningHub]:
+    """The hub with its web server and an owner (user and API token), on the test broker."""
+    config = hub_config(tmp_path, broker)
+    create_user(config.data_dir / "hub.db", OWNER, OWNER_PASSWORD, "owner")
     token = create_token(config.data_dir / "hub.db", "tests")
     async with running_hub(config) as (hub, url):
         await hub.mqtt.wait_connected(10)

@@ -53,3 +53,65 @@ def test_help_lists_every_command() -> None:
                          timeout=60).stdout
     for command in ("house", "fleet", "projector", "cloud"):
         assert command in sim
+
+
+def hub_cli_in(stdin: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hub.cli", *args], input=stdin, capture_output=True, text=True,
+                          timeout=60)
+
+
+async def test_a_household_locked_out_gets_back_in_from_the_command_line(running: RunningHub) -> None:
+    data = str(running.hub.config.data_dir)
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(running.url, cookie_jar=jar, headers={"Origin": running.url}) as s:
+        async with s.post("/api/auth/login", json={"name": running.user, "password": running.password}) as r:
+            assert r.status == 200
+        reset = await asyncio.to_thread(hub_cli_in, "a brand new password\n", "user", "passwd", running.user,
+                                        "--password-stdin", "--data", data)
+        assert reset.returncode == 0 and "1 session(s) signed out" in reset.stdout, reset.stderr
+
+        async def signed_out() -> None:
+            while True:  # the running hub re-reads a session it cached within 2 s
+                async with s.get("/api/devices") as r:
+                    if r.status == 401:
+                        return
+                await asyncio.sleep(0.2)
+        await asyncio.wait_for(signed_out(), 5)
+        async with s.post("/api/auth/login", json={"name": running.user, "password": "a brand new password"}) as r:
+            assert r.status == 200
+
+    added = await asyncio.to_thread(hub_cli_in, "kid password\n", "user", "add", "kid", "--password-stdin",
+                                    "--data", data)
+    assert added.returncode == 0 and added.stdout.strip() == "added member kid"
+    again = await asyncio.to_thread(hub_cli_in, "kid password\n", "user", "add", "KID", "--password-stdin",
+                                    "--data", data)
+    assert again.returncode == 1 and "exists" in again.stderr
+    short = await asyncio.to_thread(hub_cli_in, "short\n", "user", "add", "x", "--password-stdin", "--data", data)
+    assert short.returncode == 1 and "at least 8 characters" in short.stderr
+    listed = await asyncio.to_thread(hub_cli, "user", "list", "--data", data)
+    assert listed.stdout.splitlines() == ["kid\tmember", f"{running.user}\towner"]
+
+
+async def test_tokens_listed_and_revoked_from_the_command_line(running: RunningHub) -> None:
+    data = str(running.hub.config.data_dir)
+    made = await asyncio.to_thread(hub_cli, "token", "create", "--name", "tablet", "--read-only", "--data", data)
+    token = made.stdout.strip()
+    listed = await asyncio.to_thread(hub_cli, "token", "list", "--data", data)
+    row = next(line.split("\t") for line in listed.stdout.splitlines() if "\ttablet\t" in line)
+    assert row[2:4] == [running.user, "read"]
+    assert token not in listed.stdout
+    async with aiohttp.ClientSession(running.url, headers={"Authorization": f"Bearer {token}"}) as s:
+        async with s.get("/api/devices") as r:
+            assert r.status == 200
+        revoked = await asyncio.to_thread(hub_cli, "token", "revoke", row[0], "--data", data)
+        assert revoked.returncode == 0
+
+        async def refused() -> None:
+            while True:
+                async with s.get("/api/devices") as r:
+                    if r.status == 401:
+                        return
+                await asyncio.sleep(0.2)
+        await asyncio.wait_for(refused(), 5)  # the running hub re-reads cached tokens within 2 s
+    gone = await asyncio.to_thread(hub_cli, "token", "revoke", row[0], "--data", data)
+    assert gone.returncode == 1 and "no token" in gone.stderr

@@ -11,11 +11,11 @@ import aiohttp
 import pytest
 import sqlite_utils
 
-from hub.broker import Broker, free_port
-from hub.config import HubConfig, load_config
+from hub.accounts import create_token, create_user
+from hub.broker import Broker
+from hub.config import HomeAssistantConfig, HubConfig, load_config
 from hub.service import running_hub
-from hub.tokens import create_token
-from tests.conftest import RunningHub, until
+from tests.conftest import OWNER, OWNER_PASSWORD, RunningHub, hub_config, until
 from tests.homie_peer import HomiePeer, advertise, loopback_zeroconf
 from tests.sim_support import observe
 
@@ -23,10 +23,10 @@ CONFIG_TOPIC = "homeassistant/device/test-lamp/config"
 
 
 async def hub_with(tmp_path: Path, broker: Broker, **homeassistant: Any) -> AsyncIterator[RunningHub]:
-    config = HubConfig(
-        data_dir=tmp_path / "data", mqtt={"url": broker.url, "keepalive": 5},
-        http={"host": "127.0.0.1", "port": free_port()}, discovery={"interfaces": ["127.0.0.1"]},
-        command_timeout=3.0, homeassistant=homeassistant)
+    config = hub_config(tmp_path, broker).model_copy(
+        update={"homeassistant": HomeAssistantConfig(**homeassistant)})
+    if not (config.data_dir / "hub.db").exists():
+        create_user(config.data_dir / "hub.db", OWNER, OWNER_PASSWORD, "owner")
     token = create_token(config.data_dir / "hub.db", "tests")
     async with running_hub(config) as (hub, url):
         await hub.mqtt.wait_connected(10)

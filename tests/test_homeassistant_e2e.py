@@ -14,13 +14,12 @@ import pytest
 from firmware_sim.house import House, default_house_text, parse_house
 from firmware_sim.projector import ProjectorSim
 from firmware_sim.projector_model import ProjectorConfig
+from hub.accounts import create_token, create_user
 from hub.broker import Broker, free_port
-from hub.config import HubConfig
 from hub.core import Hub
 from hub.ha.discovery import Origin, device_config
 from hub.service import running_hub
-from hub.tokens import create_token
-from tests.conftest import until
+from tests.conftest import OWNER, OWNER_PASSWORD, hub_config, until
 from tests.ha_instance import HaSocket, HomeAssistant
 from tests.sim_support import observe
 
@@ -82,10 +81,8 @@ class HaView:
 async def test_home_assistant_sees_controls_and_loses_every_device(
         tmp_path: Path, broker: Broker, home_assistant: HomeAssistant) -> None:
     ha = home_assistant
-    config = HubConfig(
-        data_dir=tmp_path / "data", mqtt={"url": broker.url, "keepalive": 5},
-        http={"host": "127.0.0.1", "port": free_port()}, discovery={"interfaces": ["127.0.0.1"]},
-        command_timeout=5.0)
+    config = hub_config(tmp_path, broker).model_copy(update={"command_timeout": 5.0})
+    create_user(config.data_dir / "hub.db", OWNER, OWNER_PASSWORD, "owner")
     token = create_token(config.data_dir / "hub.db", "tests")
     async with aiohttp.ClientSession() as s, ha.websocket(s) as sock:
         view = HaView(sock)

@@ -40,7 +40,7 @@ async def lamp(running: RunningHub):
 
 
 async def wait_online(session: aiohttp.ClientSession, running: RunningHub, device_id: str) -> dict[str, Any]:
-    async with session.ws_connect(f"{running.url}/api/ws?token={running.token}") as ws:
+    async with session.ws_connect(f"{running.url}/api/ws", headers=running.headers) as ws:
         snap = await ws.receive_json()
         assert snap["type"] == "snapshot"
         if any(d["id"] == device_id and d["online"] for d in snap["devices"]):
@@ -57,7 +57,7 @@ async def test_found_by_mdns_controlled_and_confirmed(running: RunningHub, lamp:
         assert {e["name"] for e in dev["exposes"]} == {"on", "brightness", "color", "power"}
         assert dev["state"]["brightness"] == 50
 
-        async with s.ws_connect(f"{running.url}/api/ws?token={running.token}") as ws:
+        async with s.ws_connect(f"{running.url}/api/ws", headers=running.headers) as ws:
             await ws.receive_json()  # snapshot
             async with s.post(f"{running.url}/api/devices/test-lamp/set", headers=running.headers,
                               json={"on": True, "brightness": 40, "color": "#FF8800"}) as r:
@@ -111,7 +111,7 @@ async def test_status_codes(running: RunningHub, lamp: HomiePeer) -> None:
             assert r.status == 504
             assert "on" in (await r.json())["error"]
         await lamp.stop()  # clean goodbye: $state disconnected
-        async with s.ws_connect(f"{running.url}/api/ws?token={running.token}") as ws:
+        async with s.ws_connect(f"{running.url}/api/ws", headers=running.headers) as ws:
             await ws.receive_json()
             if running.hub.registry.get("test-lamp").state.online:
                 await next_event(ws, lambda m: m.get("type") == "availability" and not m["online"])

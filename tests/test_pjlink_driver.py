@@ -268,6 +268,11 @@ async def test_media_player_merges_into_the_projector(
     assert ex["media_position"].unit == "ms" and ex["media_duration"].unit == "ms"
     assert (ex["media_volume"].min, ex["media_volume"].max) == (0, 100) and ex["media_volume"].access & Access.SET
     assert ctx.state[DEV]["media_state"] == "playing"
+    # plumbing is categorised so a UI can hide it; the household's controls have no category
+    assert (ex["media_url"].category, ex["media_verified"].category) == ("config", "config")
+    assert ex["media_error"].category == "diagnostic"
+    assert {ex[n].category for n in ("media_state", "media_command", "media_volume", "power")} == {None}
+    assert ex["media_url"].to_json()["category"] == "config" and "category" not in ex["power"].to_json()
     await driver.send(DEV, {"media_url": "http://hub/m/1?sig=x", "media_command": "play", "media_volume": 40})
     assert ctx.mqtt.published == [
         (f"{topic}/player/url/set", "http://hub/m/1?sig=x"),

@@ -21,6 +21,17 @@ def test_canonical_topics() -> None:
     assert t.parse_set("other/lamp/set") is None
 
 
+def test_scene_topics() -> None:
+    t = Topics("home/hub")
+    assert (t.scene_set("movie-night"), t.scene_result("movie-night")) == (
+        "home/hub/scene/movie-night/set", "home/hub/scene/movie-night/result")
+    assert topic_matches(t.scene_set_filter, t.scene_set("all-off"))
+    assert not topic_matches(t.set_filter, t.scene_set("all-off"))  # never mistaken for a device command
+    assert t.parse_scene_set("home/hub/scene/all-off/set") == "all-off"
+    for topic in ("home/hub/scene/set", "home/hub/scene/a/b/set", "home/hub/scene/x/result", "hub/scene/x/set"):
+        assert t.parse_scene_set(topic) is None
+
+
 @pytest.mark.parametrize("raw", [b"\xff", b"[]", b"nope", b"1", b"x" * 70000])
 def test_bad_payloads(raw: bytes) -> None:
     with pytest.raises(BadPayload):

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..web.access import public
 from .service import MediaService, UnknownMedia
 
 SERVICE = web.AppKey("media_service", MediaService)
@@ -92,6 +93,7 @@ async def play(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+@public  # the projector has no session: the URL's signature is its authority
 async def media_file(request: web.Request) -> web.StreamResponse:
     try:
         media_id = int(request.match_info["id"])

@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -15,50 +15,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..bus import Overflow
 from ..core import DeviceNotFound, Hub, error_status
 from ..media import MediaService, add_routes as add_media_routes
-from ..tokens import TokenChecker
+from ..auth import Auth, Principal
+from . import accounts_api, history_api, scenes_api
+from .access import AUTH, EDGE, PRINCIPAL, Edge, edge_middleware, page, public, read_body, websocket as websocket_route
 from .openapi import openapi
 
 log = logging.getLogger(__name__)
 
 HUB = web.AppKey("hub", Hub)
-TOKENS = web.AppKey("tokens", TokenChecker)
 STATIC = Path(__file__).parent / "static"
-PUBLIC = {"/api/health", "/api/openapi.json", "/", "/favicon.ico"}
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+WS_AUTH_TIMEOUT = 10.0  # seconds a WebSocket without a cookie has to send {"type": "auth", "token": ...}
 
 
 def error(status: int, message: str, **fields: Any) -> web.Response:
     return web.json_response({"error": message, **fields}, status=status)
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    path = request.path
-    # /media/file/ is authorised by its signed, expiring URL: the projector has no session
-    if path in PUBLIC or path.startswith(("/static/", "/media/file/")) or request.method == "OPTIONS":
-        return await handler(request)
-    token = ""
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        token = header[7:].strip()
-    elif path == "/api/ws":
-        token = request.query.get("token", "")  # browsers can't set headers on a WebSocket
-    if not token or await request.app[TOKENS].check(token) is None:
-        return web.json_response({"error": "authentication required"}, status=401,
-                                 headers={"WWW-Authenticate": 'Bearer realm="hub"'})
-    return await handler(request)
-
-
-async def read_json(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise web.HTTPUnprocessableEntity(
-            text=json.dumps({"error": f"body is not JSON: {e}", "field": "body", "rule": "must be JSON"}),
-            content_type="application/json") from None
-
-
+@public
 async def health(request: web.Request) -> web.Response:
     return web.json_response(request.app[HUB].health())
 
@@ -87,17 +60,20 @@ class DevicePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, min_length=1, max_length=80)
     room: str | None = Field(None, max_length=80)
+    ignored: bool | None = None
+    inbox: Literal[False] | None = None  # only out of the inbox; the hub alone puts a device in
 
 
 async def patch_device(request: web.Request) -> web.Response:
     dev = _device_or_404(request)
     try:
-        patch = DevicePatch.model_validate(await read_json(request))
+        patch = DevicePatch.model_validate(await read_body(request))
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(x) for x in err["loc"]) or "body"
         return error(422, f"{field}: {err['msg']}", field=field, rule=err["msg"])
-    dev = await request.app[HUB].rename_device(dev.id, patch.name, patch.room)
+    dev = await request.app[HUB].rename_device(dev.id, patch.name, patch.room, ignored=patch.ignored,
+                                               inbox=patch.inbox)
     return web.json_response(dev.to_json())
 
 
@@ -114,7 +90,7 @@ async def delete_device(request: web.Request) -> web.Response:
 async def set_device(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     device_id = request.match_info["id"]
-    body = await read_json(request)
+    body = await read_body(request)
     try:
         state = await hub.set_state(device_id, body)
     except Exception as e:
@@ -126,15 +102,30 @@ async def set_device(request: web.Request) -> web.Response:
     return web.json_response({"id": device_id, "state": state})
 
 
-async def websocket(request: web.Request) -> web.WebSocketResponse:
-    """Live events: a snapshot of every device first, then each change as it happens."""
+@websocket_route
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """Live events: a snapshot of every device first, then each change as it happens.
+
+    Browsers authenticate with the session cookie; other clients with a bearer header or a
+    first message {"type": "auth", "token": "hub_..."} (never a token in the URL: URLs end up
+    in logs and browser history)."""
     hub = request.app[HUB]
+    if "token" in request.query:
+        return error(400, "tokens in URLs are refused: send {\"type\": \"auth\", \"token\": ...} "
+                          "as the first message", field="token")
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
+    who: Principal | None = request[PRINCIPAL]
+    if who is None:
+        who = await _ws_authenticate(ws, request.app[AUTH])
+        if who is None:
+            await ws.close(code=4401, message=b"authentication required")
+            return ws
+        await ws.send_json({"type": "auth", "status": "ok", "user": who.user.name, "scope": who.scope})
     with hub.bus.subscribe(maxsize=2000) as sub:
         devices = [d.to_json() for d in hub.registry.devices.values()]
         await ws.send_json({"type": "snapshot", "devices": devices, "health": hub.health()})
-        reader = asyncio.get_running_loop().create_task(_ws_reader(ws, hub))
+        reader = asyncio.get_running_loop().create_task(_ws_reader(ws, hub, who))
         try:
             while not ws.closed:
                 get = asyncio.ensure_future(sub.get())
@@ -155,17 +146,34 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _ws_reader(ws: web.WebSocketResponse, hub: Hub) -> None:
+async def _ws_authenticate(ws: web.WebSocketResponse, auth: Auth) -> Principal | None:
+    try:
+        msg = await ws.receive(timeout=WS_AUTH_TIMEOUT)
+    except asyncio.TimeoutError:
+        return None
+    if msg.type != WSMsgType.TEXT:
+        return None
+    try:
+        data = json.loads(msg.data)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("type") != "auth" or not isinstance(data.get("token"), str):
+        return None
+    return await auth.token(data["token"])
+
+
+async def _ws_reader(ws: web.WebSocketResponse, hub: Hub, who: Principal) -> None:
     """Commands over the socket: {"type": "set", "id": ..., "state": {...}, "request_id": ...}."""
     commands: set[asyncio.Task[None]] = set()  # referenced until done; cancelled with the socket
     try:
-        await _ws_read(ws, hub, commands)
+        await _ws_read(ws, hub, commands, who)
     finally:
         for task in commands:
             task.cancel()
 
 
-async def _ws_read(ws: web.WebSocketResponse, hub: Hub, commands: set[asyncio.Task[None]]) -> None:
+async def _ws_read(ws: web.WebSocketResponse, hub: Hub, commands: set[asyncio.Task[None]],
+                   who: Principal) -> None:
     async for msg in ws:
         if msg.type != WSMsgType.TEXT:
             continue
@@ -175,6 +183,10 @@ async def _ws_read(ws: web.WebSocketResponse, hub: Hub, commands: set[asyncio.Ta
                 raise ValueError("expected {type: set, id, state}")
         except ValueError as e:
             await ws.send_json({"type": "result", "status": 422, "error": str(e)})
+            continue
+        if not who.can_write:
+            await ws.send_json({"type": "result", "request_id": data.get("request_id"), "status": 403,
+                                "error": "this token is read-only", "field": "scope"})
             continue
         task = asyncio.get_running_loop().create_task(_ws_set(ws, hub, data))
         commands.add(task)
@@ -196,8 +208,14 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(openapi(request.app[HUB]))
 
 
+@page
 async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@public
+async def favicon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
 
 
 _HTTP_ERRORS: dict[int, type[web.HTTPException]] = {
@@ -231,18 +249,22 @@ def media_player(hub: Hub):
 
 def make_app(hub: Hub, *, watch_cloud: bool = True) -> web.Application:
     """The web application; the hub is started and stopped by whoever runs it."""
-    app = web.Application(middlewares=[auth_middleware], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[edge_middleware], client_max_size=1024 * 1024)
     app[HUB] = hub
-    app[TOKENS] = TokenChecker(hub.store)
+    app[AUTH] = Auth(hub.store)
+    app[EDGE] = Edge(hub.config.http.allowed_hosts, hub.config.http.trusted_proxies)
     media = MediaService(hub.store, hub.config.data_dir, play=media_player(hub), watch=watch_cloud,
                          on_progress=lambda progress: hub.bus.publish("sync_progress", **progress))
     add_media_routes(app, media)
+    history_api.add_routes(app, hub)
+    scenes_api.add_routes(app, hub, media)
 
     async def services_ctx(app: web.Application):
-        await app[TOKENS].start()
+        await app[AUTH].start()
         await media.start()
         yield
         await media.stop()
+        await app[AUTH].stop()
 
     app.cleanup_ctx.append(services_ctx)
     app.router.add_get("/api/health", health)
@@ -254,5 +276,7 @@ def make_app(hub: Hub, *, watch_cloud: bool = True) -> web.Application:
     app.router.add_get("/api/ws", websocket)
     app.router.add_get("/api/openapi.json", openapi_json)
     app.router.add_get("/", index)
+    app.router.add_get("/favicon.ico", favicon)
+    accounts_api.add_routes(app)
     app.router.add_static("/static/", STATIC)
     return app

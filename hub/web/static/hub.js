@@ -5,28 +5,17 @@
 const ACCESS = { STATE: 1, SET: 2, GET: 4 };
 const devices = new Map();   // id -> device JSON
 const cards = new Map();     // id -> {el, controls: Map(name -> update fn)}
-let token = "";
-
-function readToken() {
-  const m = location.hash.match(/token=([^&]+)/);
-  if (m) {
-    localStorage.setItem("hub-token", decodeURIComponent(m[1]));
-    history.replaceState(null, "", location.pathname);
-  }
-  return localStorage.getItem("hub-token") || "";
+// The session cookie (HttpOnly, set by the sign-in page) authenticates every call and the WebSocket.
+function signIn() {
+  location.replace(`/login?next=${encodeURIComponent(location.pathname)}`);
 }
 
 async function api(path, options = {}) {
-  const r = await fetch(path, { ...options, headers: { "Authorization": `Bearer ${token}`, "Content-Type": "application/json", ...(options.headers || {}) } });
-  if (r.status === 401) { showLogin(); throw new Error("not logged in"); }
-  const body = await r.json().catch(() => ({}));
+  const r = await fetch(path, { credentials: "same-origin", ...options, headers: { "Content-Type": "application/json", ...(options.headers || {}) } });
+  if (r.status === 401) { signIn(); throw new Error("not signed in"); }
+  const body = r.status === 204 ? {} : await r.json().catch(() => ({}));
   if (!r.ok) throw Object.assign(new Error(body.error || r.statusText), { status: r.status, body });
   return body;
-}
-
-function showLogin() {
-  document.getElementById("login").hidden = false;
-  document.getElementById("rooms").hidden = true;
 }
 
 function fmt(v, e) {
@@ -336,25 +325,23 @@ document.getElementById("sync-now").onclick = () => api("/api/media/sync", { met
 function connect(attempt = 0) {
   const pill = document.getElementById("conn");
   const proto = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${proto}://${location.host}/api/ws?token=${encodeURIComponent(token)}`);
+  const ws = new WebSocket(`${proto}://${location.host}/api/ws`);
   ws.onopen = () => { attempt = 0; pill.dataset.state = "live"; pill.textContent = "live"; };
   ws.onmessage = (m) => onEvent(JSON.parse(m.data));
   ws.onclose = (e) => {
     pill.dataset.state = "down";
     pill.textContent = "reconnecting…";
     if (e.code === 1006 && attempt > 2) {
-      // maybe the token is wrong: ask the API, which answers 401 clearly
+      // maybe the session ended: ask the API, whose 401 leads to the sign-in page
       api("/api/devices").catch(() => {});
     }
     setTimeout(() => connect(attempt + 1), Math.min(500 * 2 ** attempt, 10000));
   };
 }
 
-document.getElementById("token-form").onsubmit = (ev) => {
-  ev.preventDefault();
-  localStorage.setItem("hub-token", document.getElementById("token").value.trim());
-  location.reload();
+document.getElementById("logout").onclick = async () => {
+  await fetch("/api/auth/logout", { method: "POST", credentials: "same-origin" });
+  location.replace("/login");
 };
 
-token = readToken();
-if (!token) showLogin(); else connect();
+connect();
