@@ -94,3 +94,17 @@ async def test_switched_off_it_only_clears_old_configs_once() -> None:
     await settle()
     assert mqtt.published == [(CONFIG, "")]
     await ha.stop()
+
+
+async def test_an_ignored_device_leaves_home_assistant_and_comes_back_when_unignored() -> None:
+    mqtt, dev = FakeMqtt(), Device(PLUG)
+    ha = HaDiscovery(mqtt, Topics(), "homeassistant", Origin("hub", "1"), lambda: [dev])
+    ha.device_changed(dev)
+    dev.ignored = True
+    ha.device_changed(dev)
+    await ha.republish()  # on reconnect too: nothing for it but the removal
+    dev.ignored = False
+    ha.device_changed(dev)
+    await settle()
+    sent = [p for _, p in mqtt.published]
+    assert [bool(p) for p in sent] == [True, False, False, True]

@@ -151,3 +151,17 @@ async def test_forgetting_a_device_clears_it_everywhere_and_it_can_come_back(
                     "the lamp found anew")
         async with observe("127.0.0.1", broker.port, CONFIG_TOPIC) as o:
             assert json.loads(await o.wait_for(CONFIG_TOPIC))["dev"]["name"] == "Test lamp"
+
+
+async def test_a_device_the_household_ignores_leaves_home_assistant(
+        tmp_path: Path, broker: Broker, lamp: HomiePeer) -> None:
+    async for running in hub_with(tmp_path, broker):
+        async with observe("127.0.0.1", broker.port, CONFIG_TOPIC) as ha:
+            await ha.wait_for(CONFIG_TOPIC)
+            async with aiohttp.ClientSession(headers=running.headers) as s:
+                async with s.patch(f"{running.url}/api/devices/test-lamp", json={"ignored": True}) as r:
+                    assert r.status == 200, await r.text()
+                await ha.wait_for(CONFIG_TOPIC, "")  # removed from HA
+                async with s.patch(f"{running.url}/api/devices/test-lamp", json={"ignored": False}) as r:
+                    assert r.status == 200
+                await ha.wait_for(CONFIG_TOPIC, lambda p: b"Test lamp" in p)  # and back

@@ -61,6 +61,9 @@ class HaDiscovery:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def payload(self, dev: Device) -> bytes:
+        """The device's config; empty (removed from HA) for one the household ignored ("not mine")."""
+        if dev.ignored:
+            return b""
         return dumps(device_config(dev.info, name=dev.name, room=dev.room, topics=self.topics, origin=self.origin))
 
     def device_changed(self, dev: Device) -> None:
