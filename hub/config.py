@@ -76,6 +76,11 @@ class DiscoveryConfig(_Section):
     advertise_broker: bool = False  # announce the MQTT broker as _mqtt._tcp for devices
 
 
+class HomeAssistantConfig(_Section):
+    discovery: bool = True  # publish Home Assistant MQTT discovery for every device
+    prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+
+
 class HistoryConfig(_Section):
     """Numeric readings kept for the device page's charts."""
 
@@ -95,13 +100,14 @@ class HubConfig(_Section):
     http: HttpConfig = Field(default_factory=HttpConfig)
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     # per-driver options, e.g. [drivers.pjlink] search_address = "255.255.255.255"
     drivers: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
-SECTIONS = ("mqtt", "http", "discovery", "history")
+SECTIONS = ("mqtt", "http", "discovery", "history", "homeassistant")
 # HUB_* variables that are not config keys: read by a driver or by the test tooling.
-NOT_CONFIG = frozenset({"HUB_IN_NETNS", "HUB_PJLINK_PASSWORD", "HUB_PY313_VENV"})
+NOT_CONFIG = frozenset({"HUB_IN_NETNS", "HUB_PJLINK_PASSWORD", "HUB_PY313_VENV", "HUB_HA_VENV"})
 # A key named like this holds a secret, wherever it is (free-form [drivers.<name>] tables too).
 SECRET_KEY = re.compile(r"pass|secret|token|key|cred|auth|psk|salt", re.IGNORECASE)
 

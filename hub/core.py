@@ -15,6 +15,8 @@ from . import __version__
 from .bus import Bus
 from .config import HubConfig
 from .discovery import Discovery
+from .ha.discovery import Origin
+from .ha.publisher import HaDiscovery
 from .driver import BrokerUnavailable, DeviceUnreachable, Discovered, Driver, load_drivers
 from .model import Action, Color, DeviceInfo, InvalidCommand, NotNow, Numeric, valid_device_id, validate_command
 from .mqtt import MqttLink
@@ -82,6 +84,10 @@ class Hub:
             will_topic=self.topics.bridge_state, username=config.mqtt.username,
             password=config.mqtt.password.get_secret_value() if config.mqtt.password else None,
             keepalive=config.mqtt.keepalive, on_connect=self._republish, on_disconnect=self._mqtt_lost)
+        ha = config.homeassistant
+        self.homeassistant = HaDiscovery(
+            self.mqtt, self.topics, ha.prefix, Origin("hub", __version__),
+            lambda: self.registry.devices.values(), enabled=ha.discovery)
         self._driver_classes = dict(drivers) if drivers is not None else None
         self.drivers: dict[str, Driver] = {}
         self.discovery: Discovery | None = None
@@ -109,6 +115,8 @@ class Hub:
             await self.registry.start()
             stack.push_async_callback(self.registry.stop)
             self.mqtt.subscribe(self.topics.set_filter, self._on_mqtt_set)
+            await self.homeassistant.start()
+            stack.push_async_callback(self.homeassistant.stop)
             await self.mqtt.start()
             stack.push_async_callback(self.mqtt.stop)
             classes = self._driver_classes if self._driver_classes is not None else load_drivers()
@@ -249,6 +257,21 @@ class Hub:
         self._publish_definition(dev)
         return dev
 
+    async def forget_device(self, device_id: str) -> None:
+        """Remove a device from the hub and every retained topic; if it comes back, it is found anew."""
+        if self.registry.get(device_id) is None:
+            raise DeviceNotFound(device_id)
+        await self.registry.forget(device_id)
+        for p in self._pending:
+            if p.device_id == device_id and not p.future.done():
+                p.future.set_exception(DeviceNotFound(f"{device_id} was forgotten"))
+        self.homeassistant.device_forgotten(device_id)  # first, so HA lets go of the topics cleared next
+        for topic in (self.topics.state(device_id), self.topics.availability(device_id),
+                      self.topics.definition(device_id)):
+            self._publish(topic, b"", retain=True)  # an empty retained message deletes it (MQTT 3.1.1 §3.3.1.3)
+        self.bus.publish("device_removed", id=device_id)
+        log.info("forgot device %s", device_id)
+
     # -- commands -------------------------------------------------------------------------
 
     async def set_state(self, device_id: str, payload: Any) -> dict[str, Any]:
@@ -357,6 +380,7 @@ class Hub:
         definition = dev.info.definition()
         definition.update(name=dev.name, room=dev.room)
         self._publish(self.topics.definition(dev.id), dumps(definition), retain=True)
+        self.homeassistant.device_changed(dev)
 
     def _schedule_state_publish(self, device_id: str) -> None:
         """Publish the device's retained state; while one publish is in flight, coalesce.
@@ -400,6 +424,7 @@ class Hub:
             jobs.append(one(self.topics.availability(dev.id), "online" if dev.state.online else "offline"))
             if dev.state.values:
                 jobs.append(one(self.topics.state(dev.id), dumps(dev.state.values)))
+        jobs.append(self.homeassistant.republish())
         await asyncio.gather(*jobs)
         self.bus.publish("bridge", mqtt="connected")
 

@@ -71,7 +71,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 class Registry:
-    """Never deletes a device: one that disappears is marked offline and kept."""
+    """Never deletes a device on its own: one that disappears is marked offline and kept."""
 
     def __init__(self, store: Store, flush_interval: float = 0.5, *, inbox: bool = True) -> None:
         self.store = store
@@ -189,6 +189,20 @@ class Registry:
 
         await self.store.call(write)
         return dev
+
+    async def forget(self, device_id: str) -> None:
+        """Delete a device and its stored state (the household asked; nothing else deletes)."""
+        self.devices.pop(device_id, None)
+        self._dirty_state.discard(device_id)
+        if self._writes:  # a pending upsert of this device must not land after the delete
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
+        def write(db: sqlite_utils.Database) -> None:
+            with db.conn:
+                db.execute("delete from devices where id = ?", [device_id])
+                db.execute("delete from device_state where id = ?", [device_id])
+
+        await self.store.call(write)
 
     def update_state(self, device_id: str, values: Mapping[str, Any], now: float) -> dict[str, Any]:
         """Merge reported values; returns those that changed (written to SQLite shortly after)."""

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..auth import Auth, Principal
 from ..bus import Overflow
-from ..core import WS_COMMANDS_IN_FLIGHT, Hub, error_status
+from ..core import WS_COMMANDS_IN_FLIGHT, DeviceNotFound, Hub, error_status
 from ..media import MediaService
 from ..media import add_routes as add_media_routes
 from . import accounts_api, history_api, scenes_api
@@ -92,6 +92,16 @@ async def patch_device(request: web.Request) -> web.Response:
     dev = await request.app[HUB].rename_device(dev.id, patch.name, patch.room, ignored=patch.ignored,
                                                inbox=patch.inbox)
     return web.json_response(dev.to_json())
+
+
+async def delete_device(request: web.Request) -> web.Response:
+    """Forget a device: 204; it is found anew if it comes back."""
+    dev = _device_or_404(request)
+    try:
+        await request.app[HUB].forget_device(dev.id)
+    except DeviceNotFound:  # forgotten meanwhile by another request
+        return error(404, f"no device {dev.id!r}")
+    return web.Response(status=204)
 
 
 async def set_device(request: web.Request) -> web.Response:
@@ -250,6 +260,7 @@ def make_app(hub: Hub, media: MediaService) -> web.Application:
     app.router.add_get("/api/devices", list_devices)
     app.router.add_get("/api/devices/{id}", get_device)
     app.router.add_patch("/api/devices/{id}", patch_device)
+    app.router.add_delete("/api/devices/{id}", delete_device)
     app.router.add_post("/api/devices/{id}/set", set_device)
     app.router.add_get("/api/ws", websocket)
     app.router.add_get("/api/openapi.json", openapi_json)

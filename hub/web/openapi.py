@@ -134,7 +134,7 @@ DEVICE_PATCH = {"type": "object", "additionalProperties": False, "properties": {
 PLAY = PlayBody.model_json_schema()  # the same models the handlers validate with
 LINK = LinkBody.model_json_schema()
 DEVICE_ID = {"type": "string"}  # a device's id: the document lists today's as examples
-MEDIA_ID = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}  # a SQLite INTEGER
+MEDIA_ID = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}  # hub.media.signing.parse_id: 1-18 digits
 MEDIA_QUERY = (
     ("kind", {"type": "string", "maxLength": 40}), ("q", {"type": "string", "maxLength": 200}),
     ("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
@@ -159,6 +159,7 @@ class Op:
     also: tuple[tuple[int, dict[str, Any]], ...] = ()  # other successes: (status, schema)
     links: tuple[tuple[str, str, str], ...] = ()  # (name, operationId, id expression) from the success body
     id: dict[str, Any] = field(default_factory=lambda: dict(STR))  # the schema of `{id}` in the path
+    content: str = "application/json"  # the success body's media type
 
     @property
     def operation_id(self) -> str:
@@ -175,6 +176,8 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/api/devices/{id}", "one device", ref("Device"), (404,), id=DEVICE_ID),
     Op("patch", "/api/devices/{id}", "rename a device or move it to a room", ref("Device"), (404, 422),
        body=DEVICE_PATCH, id=DEVICE_ID),
+    Op("delete", "/api/devices/{id}", "forget a device (found anew if it comes back)", None, (404,), status=204,
+       id=DEVICE_ID),
     Op("post", "/api/devices/{id}/set", "change a device; answers with the state the device confirmed "
        "(each device's own body is under /api/devices/<its id>/set)",
        ref("SetResult"), (404, 409, 422, 503, 504), body="DeviceSet"),  # no id examples: see each device's path
@@ -221,6 +224,8 @@ OPERATIONS: tuple[Op, ...] = (
        also=((202, ref("SyncStarted")),)),
     Op("post", "/api/media/{id}/play", "play a file on a projector (sends it a signed URL)", ref("Played"),
        (404, 409, 422, 503, 504), body=PLAY, id=MEDIA_ID),
+    Op("get", "/api/media/{id}/thumb", "a small JPEG of a film's frame, a picture or a document's first page",
+       {"type": "string", "format": "binary"}, (404,), id=MEDIA_ID, content="image/jpeg"),
     Op("get", "/api/cloud", "whether the hub is linked to the operator cloud", ref("Cloud")),
     Op("post", "/api/cloud/link", "start linking (RFC 8628 device code to show the household)",
        ref("LinkState"), (422, 502), status=202, body=LINK),
@@ -253,7 +258,7 @@ def _operation(op: Op, device_ids: list[str]) -> dict[str, Any]:
     if op.ok is None:
         responses[str(op.status)] = {"description": "switching protocols" if op.status == 101 else "done"}
     else:
-        responses[str(op.status)] = {"description": "OK", "content": _json(op.ok)}
+        responses[str(op.status)] = {"description": "OK", "content": {op.content: {"schema": op.ok}}}
     if op.links:
         responses[str(op.status)]["links"] = {
             name: {"operationId": target, "parameters": {"id": expr}} for name, target, expr in op.links}
