@@ -1,0 +1,88 @@
+"""Drives a Shelly Gen2 device with aioshelly (Python >= 3.12 venv, .venv313) for the tests.
+
+argv[1]: JSON {"host", "port", "password"?, "ops": [...]}. Connects with `RpcDevice`, runs each op
+and prints one JSON object: {"init": {...} or {"error": ...}, "results": [...], "updates": [...]}.
+Ops: {"op": "switch_set", "id", "on"}, {"op": "cover_set_position", "id", "pos"},
+{"op": "call", "method", "params"}, {"op": "wait", "key", "field", "value"} (until a
+NotifyStatus-merged status has status[key][field] == value, 15 s at most), {"op": "status", "key"}.
+"""
+
+import asyncio
+import json
+import sys
+
+import aiohttp
+from aioshelly.common import ConnectionOptions, get_info
+from aioshelly.exceptions import ShellyError
+from aioshelly.rpc_device import RpcDevice, RpcUpdateType
+
+
+def error(exc: BaseException) -> dict:
+    return {"error": type(exc).__name__, "message": str(exc)}
+
+
+async def main() -> None:
+    opts = json.loads(sys.argv[1])
+    out: dict = {"results": [], "updates": []}
+    changed = asyncio.Condition()
+
+    def on_update(device: RpcDevice, kind: RpcUpdateType) -> None:
+        out["updates"].append(kind.name)
+
+        async def wake() -> None:
+            async with changed:
+                changed.notify_all()
+        asyncio.get_running_loop().create_task(wake())
+
+    async with aiohttp.ClientSession() as session:
+        try:
+            info = await get_info(session, opts["host"], port=opts["port"])
+        except ShellyError as exc:
+            out["init"] = error(exc)
+            print(json.dumps(out), flush=True)
+            return
+        password = opts.get("password")
+        options = ConnectionOptions(opts["host"], "admin" if password else None, password, port=opts["port"],
+                                    device_mac=info["mac"])
+        device = await RpcDevice.create(session, None, options)
+        device.subscribe_updates(on_update)
+        try:
+            await device.initialize()
+        except ShellyError as exc:
+            out["init"] = error(exc)
+            print(json.dumps(out), flush=True)
+            await device.shutdown()
+            return
+        out["init"] = {"info": info, "initialized": device.initialized, "firmware_supported": device.firmware_supported,
+                       "name": device.name, "model": device.model, "gen": device.gen, "hostname": device.hostname,
+                       "requires_auth": device.requires_auth, "status_keys": sorted(device.status),
+                       "status": json.loads(json.dumps(device.status))}
+        for op in opts.get("ops", []):
+            kind = op["op"]
+            try:
+                if kind == "switch_set":
+                    await device.switch_set(op["id"], op["on"])
+                    result = {"ok": True}
+                elif kind == "cover_set_position":
+                    await device.cover_set_position(op["id"], pos=op["pos"])
+                    result = {"ok": True}
+                elif kind == "call":
+                    result = {"result": await device.call_rpc(op["method"], op.get("params"))}
+                elif kind == "status":
+                    result = {"status": device.status.get(op["key"])}
+                elif kind == "wait":
+                    def seen() -> bool:
+                        return device.status.get(op["key"], {}).get(op["field"]) == op["value"]
+                    async with changed:
+                        await asyncio.wait_for(changed.wait_for(seen), 15)
+                    result = {"status": json.loads(json.dumps(device.status[op["key"]]))}
+                else:
+                    result = {"error": "unknown op"}
+            except (ShellyError, TimeoutError) as exc:
+                result = error(exc)
+            out["results"].append(result)
+        await device.shutdown()
+    print(json.dumps(out), flush=True)
+
+
+asyncio.run(main())
