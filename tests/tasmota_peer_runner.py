@@ -38,18 +38,27 @@ class Glue:
         await self.client.publish(topic, payload, qos=qos or 0, retain=bool(retain))
 
     async def subscribe(self, sub_state: dict | None, topics: dict) -> dict:
-        await self.unsubscribe(sub_state)
+        """Like Home Assistant's subscription helper: an unchanged topic keeps its subscription."""
+        old = dict(sub_state or {})
         state = {}
         for name, spec in topics.items():
+            kept = old.pop(name, None)
+            if kept is not None and kept[1] == spec["topic"]:
+                self.routes[kept[0]] = (spec["topic"], spec["msg_callback"])
+                state[name] = kept
+                continue
+            if kept is not None:
+                self.routes.pop(kept[0], None)
             self.next += 1
             self.routes[self.next] = (spec["topic"], spec["msg_callback"])
-            state[name] = self.next
+            state[name] = (self.next, spec["topic"])
             await self.client.subscribe(spec["topic"], qos=1)
+        await self.unsubscribe(old)
         return state
 
     async def unsubscribe(self, sub_state: dict | None) -> dict:
-        for key in (sub_state or {}).values():
-            self.routes.pop(key, None)
+        for route, _topic in (sub_state or {}).values():
+            self.routes.pop(route, None)
         return {}
 
     async def pump(self, changed: asyncio.Condition) -> None:
@@ -104,13 +113,16 @@ async def main() -> None:
 
         async def sensors_discovered(found: list, mac: str) -> None:
             for cfg, _hash in found:
-                if cfg.platform != "sensor":
+                if cfg.platform == "sensor":
+                    key = f"{mac}/" + "/".join(str(p) for p in cfg.value_path)
+                elif cfg.platform == "status_sensor":
+                    key = f"{mac}/status/{cfg.sensor}"
+                else:
                     continue
-                key = f"{mac}/" + "/".join(str(p) for p in cfg.value_path)
                 entity = get_entity(cfg, mqtt)
 
                 def on_value(value: Any, key: str = key, **_: Any) -> None:
-                    sensors[key] = value
+                    sensors[key] = value if isinstance(value, (int, float, str, bool)) else str(value)
 
                 entity.set_on_state_callback(on_value)
                 await entity.subscribe_topics()

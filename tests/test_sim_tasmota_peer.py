@@ -108,6 +108,11 @@ async def test_hatasmota_reads_the_energy_sensor(sims: dict, hatasmota: Peer) ->
     assert power["value"] == 60
     voltage = await hatasmota.call("wait_sensor", key=f"{PLUG}/ENERGY/Voltage")
     assert voltage["value"] == 230
+    # hatasmota's status sensors poll `Status 2`, `Status 5` and `Status 11` and read the answers
+    version = await hatasmota.call("wait_sensor", key=f"{PLUG}/status/status_version")
+    assert version["value"] == "14.3.0(tasmota)"
+    assert (await hatasmota.call("wait_sensor", key=f"{PLUG}/status/status_ssid"))["value"] == "house"
+    assert (await hatasmota.call("wait_sensor", key=f"{PLUG}/status/status_signal"))["value"] == -58
 
 
 async def test_unclean_death_leaves_lwt_offline(broker: Broker, sims: dict, hatasmota: Peer) -> None:
@@ -129,6 +134,8 @@ async def test_garbage_commands_get_device_answers_and_never_kill_it(broker: Bro
         assert json.loads(await obs.wait_for("stat/tasmota_0A1B01/RESULT",
                                              lambda p: b"POWER2" in p)) == {"POWER2": "OFF"}  # a query
         await obs.publish("cmnd/tasmota_0A1B01/Status", "banana")
+        assert "Status" in json.loads(await obs.wait_for("stat/tasmota_0A1B01/STATUS"))
+        await obs.publish("cmnd/tasmota_0A1B01/Status", "42")
         await obs.wait_for("stat/tasmota_0A1B01/RESULT", '{"Command":"Error"}')
         await obs.publish("cmnd/tasmota_0A1B01/POWER9", "ON")
         await obs.wait_for("stat/tasmota_0A1B01/RESULT", '{"Command":"Unknown"}')
