@@ -4,7 +4,8 @@ argv[1]: JSON {"host", "port", "password"?, "ops": [...]}. Connects with `RpcDev
 and prints one JSON object: {"init": {...} or {"error": ...}, "results": [...], "updates": [...]}.
 Ops: {"op": "switch_set", "id", "on"}, {"op": "cover_set_position", "id", "pos"},
 {"op": "call", "method", "params"}, {"op": "wait", "key", "field", "value"} (until a
-NotifyStatus-merged status has status[key][field] == value, 15 s at most), {"op": "status", "key"}.
+NotifyStatus-merged status has status[key][field] == value, 15 s at most), {"op": "wait_event",
+"event"} (a NotifyEvent carrying it), {"op": "status", "key"}.
 """
 
 import asyncio
@@ -68,6 +69,12 @@ async def main() -> None:
                     result = {"ok": True}
                 elif kind == "call":
                     result = {"result": await device.call_rpc(op["method"], op.get("params"))}
+                elif kind == "wait_event":
+                    def fired() -> bool:
+                        return any(e.get("event") == op["event"] for e in (device.event or {}).get("events", []))
+                    async with changed:
+                        await asyncio.wait_for(changed.wait_for(fired), 15)
+                    result = {"event": device.event}
                 elif kind == "status":
                     result = {"status": device.status.get(op["key"])}
                 elif kind == "wait":

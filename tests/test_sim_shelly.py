@@ -149,3 +149,25 @@ def test_delta_keeps_only_changed_fields() -> None:
     after = {"switch:0": {"id": 0, "output": True, "aenergy": {"total": 1.0, "minute_ts": 6}}}
     assert delta(before, after) == {"switch:0": {"output": True, "aenergy": {"minute_ts": 6}}}
     assert delta(after, after) == {}
+
+
+def test_set_config_changes_the_name_and_queues_config_changed() -> None:
+    dev = build("plus2pm-cover", booted_at=T0)
+    rev = dev.config()["sys"]["cfg_rev"]
+    assert dev.call("Cover.SetConfig", {"id": 0, "config": {"name": "Blind", "maxtime_open": 10}}, T0) == {
+        "restart_required": False}
+    assert dev.call("Cover.GetConfig", {"id": 0}, T0)["name"] == "Blind"
+    dev.call("Sys.SetConfig", {"config": {"device": {"name": "Living room"}}}, T0)
+    assert dev.config()["sys"]["device"]["name"] == "Living room" and dev.device_info()["name"] == "Living room"
+    events = dev.take_events()
+    assert [(e["component"], e["event"]) for e in events] == [("cover:0", "config_changed"), ("sys", "config_changed")]
+    assert events[-1]["cfg_rev"] == rev + 2 and dev.take_events() == []
+    dev.call("Cover.Open", {"id": 0}, T0)  # 10 s travel now
+    with pytest.raises(RpcError) as err:
+        dev.call("Cover.SetConfig", {"id": 0, "config": {"name": "x"}}, T0 + 1)
+    assert err.value.code == -109  # docs: no config changes while moving
+    assert dev.status(T0 + 10)["cover:0"]["state"] == "open"
+    for bad in ({"id": 0}, {"id": 0, "config": {"name": 5}}, {"id": 0, "config": {"maxtime_open": 0}}):
+        with pytest.raises(RpcError) as err:
+            dev.call("Cover.SetConfig", bad, T0 + 20)
+        assert err.value.code == -103

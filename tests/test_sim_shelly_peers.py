@@ -57,6 +57,8 @@ async def test_aioshelly_connects_reads_and_switches_with_notifications(plug: Sh
         {"op": "switch_set", "id": 0, "on": True},
         {"op": "wait", "key": "switch:0", "field": "output", "value": True},
         {"op": "call", "method": "Switch.GetStatus", "params": {"id": 0}},
+        {"op": "call", "method": "Switch.SetConfig", "params": {"id": 0, "config": {"name": "Hall lamp"}}},
+        {"op": "wait_event", "event": "config_changed"},
     ])
     init = report["init"]
     assert init["initialized"] and init["firmware_supported"] and init["requires_auth"]
@@ -68,7 +70,10 @@ async def test_aioshelly_connects_reads_and_switches_with_notifications(plug: Sh
     pushed = report["results"][1]["status"]  # merged from NotifyStatus: the runner never polls
     assert pushed["output"] is True and pushed["apower"] == 60.0
     assert report["results"][2]["result"]["output"] is True
-    assert "STATUS" in report["updates"]
+    assert "STATUS" in report["updates"] and "EVENT" in report["updates"]
+    assert report["results"][3] == {"result": {"restart_required": False}}
+    event = report["results"][4]["event"]["events"][0]
+    assert (event["component"], event["id"], event["event"]) == ("switch:0", 0, "config_changed")
     assert plug.device.components["switch:0"].output is True  # type: ignore[attr-defined]
 
 

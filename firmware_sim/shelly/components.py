@@ -137,6 +137,21 @@ class Component:
     def rpc_GetConfig(self, params: dict[str, Any], now: float) -> Any:
         return self.config()
 
+    def rpc_SetConfig(self, params: dict[str, Any], now: float) -> Any:
+        """Only `name` is settable here; the device records the config_changed event."""
+        config = params.get("config")
+        if not isinstance(config, dict):
+            raise RpcError(INVALID_ARGUMENT, "Missing required 'config'")
+        self.apply_config(config, now)
+        return {"restart_required": False}
+
+    def apply_config(self, config: dict[str, Any], now: float) -> None:
+        if "name" in config:
+            name = config["name"]
+            if name is not None and (not isinstance(name, str) or len(name) > 64):  # docs: [0..64] chars
+                raise RpcError(INVALID_ARGUMENT, "Invalid argument 'name'")
+            self.name = name
+
 
 class Switch(Component):
     """A relay output, optionally metered (Plus 1PM: `apower`, `voltage`, `current`, `aenergy`)."""
@@ -286,6 +301,17 @@ class Cover(Component):
                 "invert_directions": False, "swap_inputs": False, "maxtime_open": self.maxtime_open,
                 "maxtime_close": self.maxtime_close, "power_limit": 2800, "voltage_limit": 280,
                 "current_limit": 10.0, "motor": {"idle_power_thr": 2.0, "idle_confirm_period": 0.25}}
+
+    def apply_config(self, config: dict[str, Any], now: float) -> None:
+        # Docs (Cover.SetConfig preconditions): no changes while moving.
+        self.advance(now)
+        if self.moving:
+            raise RpcError(FAILED_PRECONDITION, "Cover is moving")
+        open_t = arg_number(config, "maxtime_open", 0.1, 300, required=False)
+        close_t = arg_number(config, "maxtime_close", 0.1, 300, required=False)
+        super().apply_config(config, now)
+        self.maxtime_open = open_t or self.maxtime_open
+        self.maxtime_close = close_t or self.maxtime_close
 
     def _duration_target(self, params: dict[str, Any], direction: str) -> float:
         duration = arg_number(params, "duration", 0.1, 300, required=False)

@@ -53,6 +53,20 @@ class ShellyDevice:
         self.cfg_rev = 1
         self.guard = DigestGuard(realm=identity.device_id)
         self.guard.set_password(password)
+        self.events: list[dict[str, Any]] = []  # for NotifyEvent; the channel drains it
+
+    def _config_changed(self, component: str, cid: int | None, now: float) -> None:
+        """Bump `cfg_rev` and queue the `config_changed` event devices send after a SetConfig."""
+        self.cfg_rev += 1
+        event: dict[str, Any] = {"component": component, "event": "config_changed", "restart_required": False,
+                                 "ts": round(now, 2), "cfg_rev": self.cfg_rev}
+        if cid is not None:
+            event["id"] = cid
+        self.events = self.events[-31:] + [event]  # bounded: nobody listening must not grow it
+
+    def take_events(self) -> list[dict[str, Any]]:
+        events, self.events = self.events, []
+        return events
 
     # -- what the device reports ---------------------------------------------------------
 
@@ -147,6 +161,7 @@ class ShellyDevice:
             "Shelly.SetAuth": self._set_auth,
             "Sys.GetStatus": lambda p, now: self._services_status(now)["sys"],
             "Sys.GetConfig": lambda p, now: self.config()["sys"],
+            "Sys.SetConfig": self._sys_set_config,
             "WiFi.GetStatus": lambda p, now: self._services_status(now)["wifi"],
             "WiFi.GetConfig": lambda p, now: self.config()["wifi"],
             "Cloud.GetStatus": lambda p, now: self._services_status(now)["cloud"],
@@ -175,7 +190,25 @@ class ShellyDevice:
         if comp is None:
             raise RpcError(NOT_FOUND, f"Bad id={cid}" if isinstance(cid, (int, float)) else
                            "Invalid argument 'id': expected number")
-        return getattr(comp, f"rpc_{verb}")(params, now)
+        result = getattr(comp, f"rpc_{verb}")(params, now)
+        if verb == "SetConfig":
+            self._config_changed(comp.key, comp.id, now)
+        return result
+
+    def _sys_set_config(self, params: dict[str, Any], now: float) -> Any:
+        config = params.get("config")
+        if not isinstance(config, dict):
+            raise RpcError(INVALID_ARGUMENT, "Missing required 'config'")
+        device = config.get("device", {})
+        if not isinstance(device, dict):
+            raise RpcError(INVALID_ARGUMENT, "Invalid argument 'device'")
+        if "name" in device:
+            name = device["name"]
+            if name is not None and (not isinstance(name, str) or len(name) > 64):
+                raise RpcError(INVALID_ARGUMENT, "Invalid argument 'name'")
+            self.name = name
+        self._config_changed("sys", None, now)
+        return {"restart_required": False}
 
     def _get_components(self, params: dict[str, Any], now: float) -> Any:
         # The simulated devices have no dynamic (virtual) components.
@@ -201,7 +234,7 @@ class ShellyDevice:
                                 or any(ch not in "0123456789abcdef" for ch in ha1.lower())):
             raise RpcError(INVALID_ARGUMENT, "Invalid argument 'ha1'")
         self.guard.ha1 = ha1.lower() if ha1 else None
-        self.cfg_rev += 1
+        self._config_changed("sys", None, now)
         return None
 
 

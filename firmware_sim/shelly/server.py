@@ -150,6 +150,9 @@ class ShellySim:
         if changes:
             params = {"ts": round(self.clock.now(), 2), **changes}
             await self._broadcast("NotifyStatus", params)
+        events = self.device.take_events()
+        if events:
+            await self._broadcast("NotifyEvent", {"ts": round(self.clock.now(), 2), "events": events})
 
     async def _broadcast(self, method: str, params: dict[str, Any]) -> None:
         for peer in list(self.peers):
