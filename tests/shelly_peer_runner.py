@@ -1,6 +1,7 @@
 """Drives a Shelly Gen2 device with aioshelly (Python >= 3.12 venv, .venv313) for the tests.
 
-argv[1]: JSON {"host", "port", "password"?, "ops": [...]}. Connects with `RpcDevice`, runs each op
+argv[1]: JSON {"host", "port", "password"?, "ops": [...]}, or {"discover": <count>} to find devices with
+aioshelly's zeroconf helpers on 127.0.0.1 and print [{"name", "type", "host", "port"}, ...]. Connects with `RpcDevice`, runs each op
 and prints one JSON object: {"init": {...} or {"error": ...}, "results": [...], "updates": [...]}.
 Ops: {"op": "switch_set", "id", "on"}, {"op": "cover_set_position", "id", "pos"},
 {"op": "call", "method", "params"}, {"op": "wait", "key", "field", "value"} (until a
@@ -22,8 +23,41 @@ def error(exc: BaseException) -> dict:
     return {"error": type(exc).__name__, "message": str(exc)}
 
 
+async def discover(count: int) -> None:
+    """aioshelly's own discovery: browsers fill the cache, `async_discover_devices` reads it."""
+    from zeroconf import IPVersion, ServiceStateChange
+    from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
+    from aioshelly.zeroconf import SHELLY_TYPES, async_discover_devices, async_lookup_device_by_name
+
+    aiozc = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
+    seen: set[str] = set()
+    enough = asyncio.Event()
+
+    def on_change(zeroconf, service_type, name, state_change) -> None:
+        if state_change is ServiceStateChange.Added and service_type == SHELLY_TYPES[0]:
+            seen.add(name)
+            if len(seen) >= count:
+                enough.set()
+
+    browser = AsyncServiceBrowser(aiozc.zeroconf, list(SHELLY_TYPES), handlers=[on_change])
+    try:
+        await asyncio.wait_for(enough.wait(), 15)
+        found = await async_discover_devices(aiozc)
+        out = [{"name": i.name, "type": i.type, "host": i.parsed_addresses(IPVersion.V4Only)[0], "port": i.port}
+               for i in found]
+        first = found[0].name.partition(".")[0]
+        out.append({"lookup": first, "result": await async_lookup_device_by_name(aiozc, first)})
+    finally:
+        await browser.async_cancel()
+        await aiozc.async_close()
+    print(json.dumps(out), flush=True)
+
+
 async def main() -> None:
     opts = json.loads(sys.argv[1])
+    if "discover" in opts:
+        await discover(opts["discover"])
+        return
     out: dict = {"results": [], "updates": []}
     changed = asyncio.Condition()
 

@@ -193,3 +193,21 @@ async def test_advertised_on_loopback_as_shelly_and_http() -> None:
     finally:
         await aiozc.async_close()
         await sim.stop()
+
+
+async def test_aioshelly_zeroconf_discovery_finds_the_simulators() -> None:
+    sims = [await running("plus1pm", mdns="127.0.0.1"), await running("dimmer", mdns="127.0.0.1")]
+    try:
+        proc = await asyncio.create_subprocess_exec(str(PY313), str(RUNNER), json.dumps({"discover": 2}),
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    finally:
+        for sim in sims:
+            await sim.stop()
+    found = json.loads(out)
+    lookup = found.pop()
+    assert {(f["name"], f["type"], f["host"], f["port"]) for f in found} == {
+        (f"{s.device.identity.device_id}.{SHELLY_SERVICE}", SHELLY_SERVICE, "127.0.0.1", s.port) for s in sims}
+    port_of = {s.device.identity.device_id: s.port for s in sims}
+    assert lookup["result"] == ["127.0.0.1", port_of[lookup["lookup"]]]  # by name, over _http._tcp
