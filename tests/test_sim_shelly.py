@@ -171,3 +171,34 @@ def test_set_config_changes_the_name_and_queues_config_changed() -> None:
         with pytest.raises(RpcError) as err:
             dev.call("Cover.SetConfig", bad, T0 + 20)
         assert err.value.code == -103
+
+
+def test_toggle_after_flips_back_when_its_time_comes() -> None:
+    dev = build("plus1pm", booted_at=T0)
+    dev.call("Switch.Set", {"id": 0, "on": True, "toggle_after": 30}, T0)
+    running = dev.status(T0 + 10)["switch:0"]
+    assert running["output"] is True and (running["timer_started_at"], running["timer_duration"]) == (T0, 30)
+    assert dev.next_deadline(T0 + 10) == T0 + 30
+    after = dev.status(T0 + 3600)["switch:0"]
+    assert (after["output"], after["source"]) == (False, "timer") and "timer_duration" not in after
+    assert after["aenergy"]["total"] == pytest.approx(60 * 30 / 3600, abs=0.001)  # on for 30 s only
+    dev.call("Switch.Set", {"id": 0, "on": True, "toggle_after": 30}, T0 + 4000)
+    dev.call("Switch.Set", {"id": 0, "on": True}, T0 + 4010)  # a plain Set cancels the timer
+    assert dev.status(T0 + 5000)["switch:0"]["output"] is True
+    light = build("dimmer", booted_at=T0)
+    light.call("Light.Set", {"id": 0, "on": True, "toggle_after": 5}, T0)
+    assert light.status(T0 + 5)["light:0"]["output"] is False
+
+
+@pytest.mark.parametrize(("text", "mac"), [("a8:03:2a:b1:f0:01", "A8032AB1F001"), ("A8032AB1F001", "A8032AB1F001"),
+                                           ("shellyplus1pm-a8032ab1f001", "A8032AB1F001"),
+                                           ("a8-03-2a-b1-f0-01", "A8032AB1F001")])
+def test_cli_id_gives_the_mac(text: str, mac: str) -> None:
+    from firmware_sim.shelly.command import mac_of
+    assert mac_of(text) == mac
+
+
+def test_cli_id_rejects_garbage() -> None:
+    from firmware_sim.shelly.command import mac_of
+    with pytest.raises(ValueError):
+        mac_of("shellyplus1pm-xyz")

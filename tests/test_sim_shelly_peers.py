@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import shutil
+import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -211,3 +213,37 @@ async def test_aioshelly_zeroconf_discovery_finds_the_simulators() -> None:
         (f"{s.device.identity.device_id}.{SHELLY_SERVICE}", SHELLY_SERVICE, "127.0.0.1", s.port) for s in sims}
     port_of = {s.device.identity.device_id: s.port for s in sims}
     assert lookup["result"] == ["127.0.0.1", port_of[lookup["lookup"]]]  # by name, over _http._tcp
+
+
+async def test_timer_expiry_is_pushed_without_any_call() -> None:
+    sim = await running("plus1pm", speed=10.0)
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{sim.url}/rpc") as ws:
+            await ws.send_str(json.dumps({"id": 1, "src": "tester", "method": "Switch.Set",
+                                          "params": {"id": 0, "on": True, "toggle_after": 5}}))
+            seen: list[dict] = []
+            while not any(n.get("params", {}).get("switch:0", {}).get("source") == "timer" for n in seen):
+                seen.append(await ws.receive_json(timeout=10))
+            assert seen[0] == {"id": 1, "src": "shellyplus1pm-a8032ab1f001", "dst": "tester",
+                               "result": {"was_on": False}}
+            assert seen[-1]["params"]["switch:0"]["output"] is False
+    finally:
+        await sim.stop()
+
+
+async def test_cli_serves_until_sigterm() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "firmware_sim.cli", "shelly", "--model", "plus2pm-cover", "--port", "0",
+        "--password", "pw", "--id", "shellyplus2pm-a8032a000001", "--mdns-interface", "",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    assert proc.stdout is not None
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()
+        assert line[:2] == ["shelly", "shellyplus2pm-a8032a000001"]
+        async with aiohttp.ClientSession() as http, http.get(f"{line[-1]}/shelly") as r:
+            info = await r.json()
+        assert (info["id"], info["auth_en"], info["profile"], info["mac"]) == (
+            "shellyplus2pm-a8032a000001", True, "cover", "A8032A000001")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0

@@ -170,3 +170,12 @@ async def test_hatasmota_follows_a_custom_full_topic(broker: Broker, hatasmota: 
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 15)
+
+
+async def test_clean_stop_says_offline_too(broker: Broker) -> None:
+    proc = await simulator(broker, "dimmer")
+    async with observe(broker.host, broker.port, "tele/tasmota_0A1B02/LWT") as obs:
+        await obs.wait_for("tele/tasmota_0A1B02/LWT", "Online")
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+        await obs.wait_for("tele/tasmota_0A1B02/LWT", "Offline")

@@ -8,7 +8,7 @@ import signal
 
 from firmware_sim.homie import SimClock
 
-from .models import MODELS, build
+from .models import MODELS, build, normalise_mac
 from .server import ShellySim
 
 
@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="HTTP/WebSocket port (0: any free one)")
     parser.add_argument("--password", default=None, help="enable digest auth for user admin with this password")
-    parser.add_argument("--id", dest="mac", default=None, metavar="MAC",
-                        help="the device's MAC (12 hex digits); the id is <model>-<mac>")
+    parser.add_argument("--id", dest="mac", default=None, metavar="ID",
+                        help="the device's MAC (12 hex digits) or id (e.g. shellyplus1pm-a8032ab1f001)")
     parser.add_argument("--name", default=None, help="device name (sys.device.name)")
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
     parser.add_argument("--mdns-interface", default="127.0.0.1",
@@ -40,7 +40,18 @@ async def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def mac_of(text: str) -> str:
+    """A MAC from `--id`: the MAC itself, or a device id ending in `-<12 hex digits>`."""
+    tail = text.rsplit("-", 1)[-1]
+    return normalise_mac(tail if "-" in text and len(tail) == 12 else text)
+
+
 def main(args: argparse.Namespace) -> int:
     if args.speed <= 0:
         raise SystemExit("--speed must be > 0")
+    if args.mac:
+        try:
+            args.mac = mac_of(args.mac)
+        except ValueError as exc:
+            raise SystemExit(f"--id: {exc}") from None
     return asyncio.run(run(args))

@@ -166,16 +166,27 @@ class Switch(Component):
         self.load_w = load_w
         self.metered = metered
         self.meter = Meter()
+        self.timer: tuple[float, float] | None = None  # (started_at, duration) of toggle_after
 
     def advance(self, now: float) -> None:
+        if self.timer is not None and now >= sum(self.timer):  # toggle_after ran out (docs, Switch.Set)
+            self.meter.advance(sum(self.timer))
+            self.timer = None
+            self._apply(not self.output, "timer")
         self.meter.advance(now)
 
     def next_deadline(self, now: float) -> float | None:
-        return self.meter.minute_ts + 60 if self.metered and self.meter.last is not None else None
+        due = [sum(self.timer)] if self.timer is not None else []
+        if self.metered and self.meter.last is not None:
+            due.append(self.meter.minute_ts + 60)
+        return min(due) if due else None
 
     def status(self, now: float) -> dict[str, Any]:
         self.advance(now)
         out: dict[str, Any] = {"id": self.id, "source": self.source, "output": self.output}
+        if self.timer is not None:
+            out["timer_started_at"] = round(self.timer[0], 2)
+            out["timer_duration"] = self.timer[1]
         if self.metered:
             out.update(self.meter.status())
             out["temperature"] = temperature(38.0 + 12.0 * self.meter.power / 3680.0)
@@ -186,18 +197,23 @@ class Switch(Component):
                 "auto_on": False, "auto_on_delay": 60.0, "auto_off": False, "auto_off_delay": 60.0,
                 "power_limit": 4480, "voltage_limit": 280, "current_limit": 16.0}
 
-    def set_output(self, on: bool, source: str, now: float) -> bool:
-        self.advance(now)
-        was_on = self.output
+    def _apply(self, on: bool, source: str) -> None:
         self.output = on
         self.source = source
         self.meter.power = self.load_w if on and self.metered else 0.0
+
+    def set_output(self, on: bool, source: str, now: float, toggle_after: float | None = None) -> bool:
+        """Switch; with `toggle_after`, flip back after that many seconds (any later Set cancels it)."""
+        self.advance(now)
+        was_on = self.output
+        self._apply(on, source)
+        self.timer = (now, toggle_after) if toggle_after else None
         return was_on
 
     def rpc_Set(self, params: dict[str, Any], now: float) -> Any:
         on = arg_bool(params, "on")
-        arg_number(params, "toggle_after", 0.1, 86400 * 365, required=False)
-        return {"was_on": self.set_output(bool(on), "rpc", now)}
+        toggle_after = arg_number(params, "toggle_after", 0.1, 86400 * 365, required=False)
+        return {"was_on": self.set_output(bool(on), "rpc", now, toggle_after)}
 
     def rpc_Toggle(self, params: dict[str, Any], now: float) -> Any:
         return {"was_on": self.set_output(not self.output, "rpc", now)}
@@ -358,10 +374,25 @@ class Light(Component):
         self.output = False
         self.brightness = 50.0
         self.source = "init"
+        self.timer: tuple[float, float] | None = None  # (started_at, duration) of toggle_after
+
+    def advance(self, now: float) -> None:
+        if self.timer is not None and now >= sum(self.timer):  # toggle_after ran out (docs, Light.Set)
+            self.timer = None
+            self.output = not self.output
+            self.source = "timer"
+
+    def next_deadline(self, now: float) -> float | None:
+        return sum(self.timer) if self.timer is not None else None
 
     def status(self, now: float) -> dict[str, Any]:
-        return {"id": self.id, "source": self.source, "output": self.output,
-                "brightness": round(self.brightness)}
+        self.advance(now)
+        out: dict[str, Any] = {"id": self.id, "source": self.source, "output": self.output,
+                               "brightness": round(self.brightness)}
+        if self.timer is not None:
+            out["timer_started_at"] = round(self.timer[0], 2)
+            out["timer_duration"] = self.timer[1]
+        return out
 
     def config(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "initial_state": "restore_last", "auto_on": False,
@@ -370,10 +401,11 @@ class Light(Component):
                                                              "active_between": []}}
 
     def rpc_Set(self, params: dict[str, Any], now: float) -> Any:
+        self.advance(now)
         on = arg_bool(params, "on", required=False)
         brightness = arg_number(params, "brightness", 0, 100, required=False)
         arg_number(params, "transition_duration", 0, 10800, required=False)
-        arg_number(params, "toggle_after", 0.1, 86400 * 365, required=False)
+        toggle_after = arg_number(params, "toggle_after", 0.1, 86400 * 365, required=False)
         if on is None and brightness is None:
             raise RpcError(INVALID_ARGUMENT, "Missing required 'on' or 'brightness'")
         if brightness is not None:
@@ -381,11 +413,14 @@ class Light(Component):
         if on is not None:
             self.output = on
         self.source = "rpc"
+        self.timer = (now, toggle_after) if toggle_after else None
         return None
 
     def rpc_Toggle(self, params: dict[str, Any], now: float) -> Any:
+        self.advance(now)
         self.output = not self.output
         self.source = "rpc"
+        self.timer = None
         return None
 
 
