@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from firmware_sim.net import make_zeroconf, mqtt_service_info
 from hub.broker import Broker
 from tests.sim_support import observe
 
@@ -179,3 +180,23 @@ async def test_clean_stop_says_offline_too(broker: Broker) -> None:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
         await obs.wait_for("tele/tasmota_0A1B02/LWT", "Offline")
+
+
+async def test_finds_the_broker_by_mdns(broker: Broker) -> None:
+    peer = make_zeroconf("127.0.0.1")
+    info = mqtt_service_info("127.0.0.1", broker.port, name="Test hub broker")
+    await peer.async_register_service(info)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "firmware_sim.cli", "tasmota", "--model", "dimmer", "--discovery-delay", "0",
+        "--mdns-interface", "127.0.0.1", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line.decode().split()[-1] == broker.url
+        async with observe(broker.host, broker.port, "tele/tasmota_0A1B02/LWT") as obs:
+            await obs.wait_for("tele/tasmota_0A1B02/LWT", "Online")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 15)
+        await peer.async_unregister_service(info)
+        await peer.async_close()

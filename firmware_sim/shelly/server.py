@@ -82,7 +82,7 @@ class ShellySim:
             stack.push_async_callback(runner.cleanup)
             site = web.TCPSite(runner, self.host, self.port)
             await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = runner.addresses[0][1]  # the real port when 0 asked for any free one
             stack.push_async_callback(self._close_peers)
 
             self._snapshot = self._component_status()
