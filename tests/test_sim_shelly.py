@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware_sim.shelly import build
 from firmware_sim.shelly.auth import DigestGuard, make_ha1, parse_digest_header, sha256_hex
@@ -202,3 +204,32 @@ def test_cli_id_rejects_garbage() -> None:
     from firmware_sim.shelly.command import mac_of
     with pytest.raises(ValueError):
         mac_of("shellyplus1pm-xyz")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8)
+param_values = st.dictionaries(st.sampled_from(["id", "on", "pos", "rel", "brightness", "duration", "toggle_after",
+                                                "config", "offset", "dynamic_only", "user", "realm", "ha1"]),
+                               json_values, max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(model=st.sampled_from(["plus1pm", "plus2pm-cover", "dimmer"]), data=st.data())
+def test_any_params_get_a_result_or_a_device_error(model: str, data: st.DataObject) -> None:
+    dev = build(model, booted_at=T0)
+    method = data.draw(st.sampled_from(dev.methods() + ["Switch.Set", "Cover.GoToPosition", "Light.Set", "X.Y"]))
+    params = data.draw(param_values | json_values)
+    try:
+        dev.call(method, params, T0)
+    except RpcError as err:
+        assert isinstance(err.code, int) and err.message
+    json.dumps(dev.status(T0 + 100))  # still answers, still serialisable
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_any_bytes_parse_to_a_request_or_an_error_frame(data: bytes) -> None:
+    out = parse_frame(data)
+    assert isinstance(out, Request) or out["error"]["code"] in (-32700, -32600)

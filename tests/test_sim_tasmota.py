@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware_sim.tasmota.model import Message, TasmotaDevice, dimmer, fill_topic, plug2
 
@@ -108,3 +110,15 @@ def test_full_topic_patterns() -> None:
     assert dev.command_of("cmnd/tasmotas/Power1") == "Power1"  # the group topic
     assert dev.command_of("cmnd/other/Power1") is None
     assert dev.command_of("cmnd/tasmota_0A1B01/") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(model=st.sampled_from([plug2, dimmer]),
+       command=st.sampled_from(["Power", "POWER1", "power2", "Power3", "Dimmer", "State", "Status", "Backlog",
+                                "Backlog0", "Nope", ""]) | st.text(max_size=12),
+       payload=st.binary(max_size=64) | st.text(max_size=64).map(str.encode))
+def test_any_command_gets_messages_never_an_exception(model: object, command: str, payload: bytes) -> None:
+    dev = TasmotaDevice(model(), T0)  # type: ignore[operator]
+    for m in dev.handle(command, payload, T0 + 1):
+        assert m.topic.startswith(("stat/", "tele/")) and isinstance(m.payload, str)
+    json.dumps(dev.state_payload(T0 + 2))
