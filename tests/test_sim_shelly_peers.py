@@ -159,6 +159,7 @@ async def test_http_errors_look_like_a_device() -> None:
                 assert r.status == 400
             async with http.post(f"{sim.url}/rpc/Switch.Set", json={"id": 0, "on": True}) as r:
                 assert (await r.json()) == {"was_on": False}
+                assert r.headers["Connection"] == "close"  # one-shot, like the device
     finally:
         await sim.stop()
 

@@ -77,6 +77,7 @@ class ShellySim:
             app.add_routes([web.get("/shelly", self._shelly), web.get("/rpc", self._rpc_root),
                             web.post("/rpc", self._rpc_root), web.get("/rpc/{method}", self._rpc_method),
                             web.post("/rpc/{method}", self._rpc_method)])
+            app.on_response_prepare.append(_one_shot)
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
@@ -261,6 +262,13 @@ class ShellySim:
                 pass
             return None
         return answer(self.device, parsed, self.clock.now())
+
+
+async def _one_shot(request: web.Request, response: web.StreamResponse) -> None:
+    """HTTP is one-shot on the device: no keep-alive (docs, RPCChannels: `Connection: close`)."""
+    if not isinstance(response, web.WebSocketResponse):
+        response.force_close()
+        response.headers["Connection"] = "close"
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:
