@@ -233,3 +233,25 @@ def test_any_params_get_a_result_or_a_device_error(model: str, data: st.DataObje
 def test_any_bytes_parse_to_a_request_or_an_error_frame(data: bytes) -> None:
     out = parse_frame(data)
     assert isinstance(out, Request) or out["error"]["code"] in (-32700, -32600)
+
+
+def test_cover_calibration_closes_then_opens() -> None:
+    dev = build("plus2pm-cover", booted_at=T0)
+    dev.call("Cover.GoToPosition", {"id": 0, "pos": 50}, T0)
+    assert dev.status(T0 + 10)["cover:0"]["current_pos"] == 50
+    assert dev.call("Cover.Calibrate", {"id": 0}, T0 + 10) is None
+    assert dev.status(T0 + 15)["cover:0"]["state"] == "calibrating"  # closing 50 -> 0 takes 10 s
+    with pytest.raises(RpcError) as err:
+        dev.call("Cover.Open", {"id": 0}, T0 + 15)
+    assert err.value.code == -109
+    with pytest.raises(RpcError):
+        dev.call("Cover.Calibrate", {"id": 0}, T0 + 15)
+    rising = dev.status(T0 + 25)["cover:0"]  # 10 s closing, then 5 s of the 20 s opening leg
+    assert (rising["state"], rising["current_pos"], rising["last_direction"]) == ("calibrating", 25, "open")
+    done = dev.status(T0 + 60)["cover:0"]
+    assert (done["state"], done["current_pos"]) == ("open", 100)
+    assert dev.call("Cover.Calibrate", {"id": 0}, T0 + 60) is None
+    dev.call("Cover.Stop", {"id": 0}, T0 + 61)  # a stop ends the calibration run
+    assert dev.status(T0 + 100)["cover:0"]["state"] == "stopped"
+    dev.call("Cover.Close", {"id": 0}, T0 + 100)
+    assert dev.status(T0 + 200)["cover:0"]["state"] == "closed"

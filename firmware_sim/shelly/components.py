@@ -240,6 +240,8 @@ class Cover(Component):
         self.last_direction: str | None = None
         self.meter = Meter()
         self._move: tuple[float, float, float, str] | None = None  # start_pos, target, started, direction
+        self._queue: list[float] = []  # further legs of a calibration run
+        self.calibrating = False
 
     @property
     def moving(self) -> bool:
@@ -256,26 +258,33 @@ class Cover(Component):
         return min(target, start_pos + step) if direction == "open" else max(target, start_pos - step)
 
     def advance(self, now: float) -> None:
-        if self._move is not None:
-            target, direction = self._move[1], self._move[3]
-            self.pos = self._position_at(now)
-            if self.pos == target:
-                self.meter.advance(self._arrival(now))
-                self._stop(now, arrived=True)
+        while self._move is not None:
+            arrival = self._arrival()
+            if now < arrival:
+                self.pos = self._position_at(now)
+                break
+            self.meter.advance(arrival)
+            self.pos = self._move[1]
+            if self._queue:  # calibration's next leg starts where the last one ended
+                self._start(self._queue.pop(0), arrival)
+            else:
+                self._stop(arrived=True)
         self.meter.advance(now)
 
-    def _arrival(self, now: float) -> float:
+    def _arrival(self) -> float:
         assert self._move is not None
         start_pos, target, started, direction = self._move
-        return min(now, started + abs(target - start_pos) / self._speed(direction))
+        return started + abs(target - start_pos) / self._speed(direction)
 
     def next_deadline(self, now: float) -> float | None:
         if self._move is not None:
-            return self._arrival(math.inf)
+            return self._arrival()
         return self.meter.minute_ts + 60 if self.meter.last is not None else None
 
-    def _stop(self, now: float, arrived: bool) -> None:
+    def _stop(self, arrived: bool) -> None:
         self._move = None
+        self._queue = []
+        self.calibrating = False
         self.meter.power = 0.0
         if arrived and self.pos >= 100:
             self.state = "open"
@@ -284,18 +293,25 @@ class Cover(Component):
         else:
             self.state = "stopped"
 
-    def go_to(self, target: float, source: str, now: float) -> None:
-        self.advance(now)
-        target = max(0.0, min(100.0, float(target)))
-        self.source = source
+    def _start(self, target: float, at: float) -> None:
         if target == self.pos:
-            self._stop(now, arrived=True)
+            if self._queue:
+                self._start(self._queue.pop(0), at)
+            else:
+                self._stop(arrived=True)
             return
         direction = "open" if target > self.pos else "close"
-        self._move = (self.pos, target, now, direction)
+        self._move = (self.pos, target, at, direction)
         self.last_direction = direction
-        self.state = "opening" if direction == "open" else "closing"
+        self.state = "calibrating" if self.calibrating else "opening" if direction == "open" else "closing"
         self.meter.power = self.MOTOR_W
+
+    def go_to(self, target: float, source: str, now: float) -> None:
+        self.advance(now)
+        if self.calibrating:
+            raise RpcError(FAILED_PRECONDITION, "Cover is calibrating")
+        self.source = source
+        self._start(max(0.0, min(100.0, float(target))), now)
 
     def status(self, now: float) -> dict[str, Any]:
         self.advance(now)
@@ -351,7 +367,20 @@ class Cover(Component):
         self.advance(now)
         if self._move is not None:
             self.source = "rpc"
-            self._stop(now, arrived=False)
+            self._stop(arrived=False)
+        return None
+
+    def rpc_Calibrate(self, params: dict[str, Any], now: float) -> Any:
+        """Run fully closed, then fully open, timing both ways (docs: refused while moving or calibrating)."""
+        self.advance(now)
+        if self.calibrating:
+            raise RpcError(FAILED_PRECONDITION, "Cover is calibrating")
+        if self.moving:
+            raise RpcError(FAILED_PRECONDITION, "Cover is moving")
+        self.source = "rpc"
+        self.calibrating = True
+        self._queue = [100.0]
+        self._start(0.0, now)
         return None
 
     def rpc_GoToPosition(self, params: dict[str, Any], now: float) -> Any:
