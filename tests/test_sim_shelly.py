@@ -255,3 +255,30 @@ def test_cover_calibration_closes_then_opens() -> None:
     assert dev.status(T0 + 100)["cover:0"]["state"] == "stopped"
     dev.call("Cover.Close", {"id": 0}, T0 + 100)
     assert dev.status(T0 + 200)["cover:0"]["state"] == "closed"
+
+
+cover_steps = st.lists(st.tuples(
+    st.floats(0, 40),
+    st.sampled_from(["Cover.Open", "Cover.Close", "Cover.Stop", "Cover.GoToPosition", "Cover.Calibrate",
+                     "Cover.GetStatus"]),
+    st.integers(-10, 110)), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(cover_steps)
+def test_cover_stays_consistent_whatever_the_commands(steps: list[tuple[float, str, int]]) -> None:
+    dev = build("plus2pm-cover", booted_at=T0)
+    now = T0
+    for gap, method, pos in steps:
+        now += gap
+        try:
+            dev.call(method, {"id": 0, "pos": pos}, now)
+        except RpcError as err:
+            assert err.code in (-103, -109)
+        status = dev.status(now)["cover:0"]
+        assert 0 <= status["current_pos"] <= 100
+        assert status["state"] in ("open", "closed", "opening", "closing", "stopped", "calibrating")
+        assert ("target_pos" in status) == (status["state"] in ("opening", "closing", "calibrating"))
+        assert (status["apower"] > 0) == ("target_pos" in status)
+    settled = dev.status(now + 1000)["cover:0"]
+    assert settled["state"] in ("open", "closed", "stopped") and "target_pos" not in settled
