@@ -122,3 +122,11 @@ def test_any_command_gets_messages_never_an_exception(model: object, command: st
     for m in dev.handle(command, payload, T0 + 1):
         assert m.topic.startswith(("stat/", "tele/")) and isinstance(m.payload, str)
     json.dumps(dev.state_payload(T0 + 2))
+
+
+@pytest.mark.parametrize(("arg", "period"), [("", 300), ("0", 0), ("1", 300), ("5", 10), ("60", 60), ("9999", 3600),
+                                             ("x", 300)])
+def test_teleperiod_command(arg: str, period: int) -> None:
+    dev = TasmotaDevice(plug2(), T0)
+    assert by_topic(dev.handle("TelePeriod", arg, T0)) == {"stat/tasmota_0A1B01/RESULT": {"TelePeriod": period}}
+    assert dev.teleperiod == period

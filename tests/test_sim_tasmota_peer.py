@@ -61,7 +61,7 @@ async def simulator(broker: Broker, model: str, *extra: str) -> asyncio.subproce
     """`firmware-sim tasmota` as its own process (so a test can kill it like a pulled plug)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "firmware_sim.cli", "tasmota", "--model", model, "--broker", broker.url,
-        "--discovery-delay", "0", "--teleperiod", "5", "--speed", "10", *extra,
+        "--discovery-delay", "0", "--teleperiod", "5", "--speed", "10", *extra,  # later options win
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
@@ -142,6 +142,8 @@ async def test_garbage_commands_get_device_answers_and_never_kill_it(broker: Bro
         await obs.wait_for("stat/tasmota_0A1B01/RESULT", '{"Command":"Unknown"}')
         await obs.publish("cmnd/tasmota_0A1B01/Power1", "TOGGLE")
         await obs.wait_for("stat/tasmota_0A1B01/POWER1", "ON")
+        await obs.publish("cmnd/tasmota_0A1B01/TelePeriod", "20")
+        await obs.wait_for("stat/tasmota_0A1B01/RESULT", '{"TelePeriod":20}')
     assert sims["plug2"].returncode is None
 
 
@@ -200,3 +202,19 @@ async def test_finds_the_broker_by_mdns(broker: Broker) -> None:
         await asyncio.wait_for(proc.wait(), 15)
         await peer.async_unregister_service(info)
         await peer.async_close()
+
+
+async def test_teleperiod_command_starts_telemetry(broker: Broker) -> None:
+    proc = await simulator(broker, "plug2", "--teleperiod", "0", "--speed", "100")  # no telemetry at all
+    try:
+        async with observe(broker.host, broker.port, "tele/tasmota_0A1B01/#", "stat/tasmota_0A1B01/RESULT") as obs:
+            await obs.wait_for("tele/tasmota_0A1B01/LWT", "Online")
+            assert obs.count("tele/tasmota_0A1B01/STATE") == 0
+            await obs.publish("cmnd/tasmota_0A1B01/TelePeriod", "10")  # 0.1 s real at this speed
+            await obs.wait_for("stat/tasmota_0A1B01/RESULT", '{"TelePeriod":10}')
+            state = json.loads(await obs.wait_count("tele/tasmota_0A1B01/STATE", 2))
+            assert state["POWER1"] == "OFF" and "Wifi" in state
+            assert "ENERGY" in json.loads(await obs.wait_for("tele/tasmota_0A1B01/SENSOR"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 15)

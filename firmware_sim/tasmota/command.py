@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="FullTopic pattern (%%prefix%%, %%topic%%, %%hostname%%, %%id%%)")
     parser.add_argument("--mac", default=None, help="12 hex digits (default: one per model)")
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
-    parser.add_argument("--teleperiod", type=float, default=300.0, help="seconds between tele/STATE+SENSOR")
+    parser.add_argument("--teleperiod", type=int, default=300, help="seconds between tele/STATE+SENSOR (0: off)")
     parser.add_argument("--discovery-delay", type=float, default=10.0, help="seconds after boot before discovery")
     parser.add_argument("--mdns-interface", default="127.0.0.1", help="IPv4 address to look for the broker on")
 
@@ -40,7 +40,7 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         if aiozc is not None:
             await aiozc.async_close()
-    sim = TasmotaSim(TasmotaDevice(config, clock.now()), broker, clock, teleperiod=args.teleperiod,
+    sim = TasmotaSim(TasmotaDevice(config, clock.now(), teleperiod=args.teleperiod), broker, clock,
                      discovery_delay=args.discovery_delay)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -54,8 +54,8 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.speed <= 0 or args.teleperiod <= 0:
-        raise SystemExit("--speed and --teleperiod must be > 0")
+    if args.speed <= 0 or args.teleperiod < 0:
+        raise SystemExit("--speed must be > 0 and --teleperiod >= 0")
     if args.mac and len(args.mac.replace(":", "")) != 12:
         raise SystemExit("--mac must be 12 hex digits")
     return asyncio.run(run(args))

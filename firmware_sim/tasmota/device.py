@@ -3,7 +3,7 @@
 Connect with will `tele/<t>/LWT` = `Offline` (retained, as the firmware sets it), publish
 `Online` and the boot messages, subscribe to the command topics, publish native discovery
 (retained) after `discovery_delay` simulated seconds (the firmware waits 10 s after boot), then
-`tele/<t>/STATE` and `SENSOR` every `teleperiod` simulated seconds. Reconnects with backoff.
+`tele/<t>/STATE` and `SENSOR` every TelePeriod simulated seconds (the device's, settable by command). Reconnects with backoff.
 """
 
 from __future__ import annotations
@@ -36,17 +36,17 @@ class TasmotaSim:
     """Runs one `TasmotaDevice` against a broker; `start()` connects in the background, `stop()` leaves."""
 
     def __init__(self, device: TasmotaDevice, broker: BrokerAddress, clock: Clock, *,
-                 teleperiod: float = 300.0, discovery_delay: float = 10.0, keepalive: int = 30) -> None:
+                 discovery_delay: float = 10.0, keepalive: int = 30) -> None:
         self.device = device
         self.broker = broker
         self.clock = clock
-        self.teleperiod = teleperiod
         self.discovery_delay = discovery_delay
         self.keepalive = keepalive
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._client: aiomqtt.Client | None = None
+        self._period_changed = asyncio.Event()
 
     async def start(self) -> None:
         self._stopping.clear()
@@ -116,18 +116,31 @@ class TasmotaSim:
             if command is None:
                 continue
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
+            period = self.device.teleperiod
             try:
                 out = self.device.handle(command, payload, self.clock.now())
             except Exception:  # a bad command must never stop the device
                 log.exception("%s: error handling %s", self.device.config.mqtt_topic, message.topic.value)
                 continue
             await self._publish(client, out)
+            if self.device.teleperiod != period:
+                self._period_changed.set()
 
     async def _discovery(self, client: aiomqtt.Client) -> None:
         await asyncio.sleep(self.clock.real_seconds(self.discovery_delay))  # the firmware's boot delay
         await self._publish(client, self.device.discovery(self.clock.now()))
 
     async def _telemetry(self, client: aiomqtt.Client) -> None:
+        """Every TelePeriod; a new TelePeriod restarts the period (0 stops telemetry)."""
+        publish = True
         while True:
-            await self._publish(client, self.device.telemetry(self.clock.now()))
-            await asyncio.sleep(self.clock.real_seconds(self.teleperiod))
+            if publish and self.device.teleperiod:
+                await self._publish(client, self.device.telemetry(self.clock.now()))
+            self._period_changed.clear()
+            period = self.device.teleperiod
+            try:
+                await asyncio.wait_for(self._period_changed.wait(),
+                                       self.clock.real_seconds(period) if period else None)
+                publish = False
+            except asyncio.TimeoutError:
+                publish = True

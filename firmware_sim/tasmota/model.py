@@ -109,9 +109,10 @@ class EnergyMeter:
 class TasmotaDevice:
     """Relays, an optional single-channel dimmer and an optional energy meter."""
 
-    def __init__(self, config: TasmotaConfig, booted_at: float) -> None:
+    def __init__(self, config: TasmotaConfig, booted_at: float, teleperiod: int = 300) -> None:
         self.config = config
         self.booted_at = booted_at
+        self.teleperiod = teleperiod  # seconds between tele/STATE+SENSOR; 0 = off
         self.power = [False] * config.relays
         self.dimmer = 100
         self.meter = EnergyMeter(started=booted_at) if config.energy else None
@@ -285,6 +286,8 @@ class TasmotaDevice:
             return [self._result(self.state_payload(now))]
         elif upper == "STATUS":
             return self._status(arg.strip(), now)
+        elif upper == "TELEPERIOD":
+            return [self._result({"TelePeriod": self._set_teleperiod(arg.strip())})]
         return [self._result({"Command": "Unknown"})]
 
     def _result(self, body: dict[str, Any]) -> Message:
@@ -297,6 +300,13 @@ class TasmotaDevice:
         key = self._power_key(index)
         text = STATE_TEXT[int(self.power[index])]
         return [self._result({key: text}), Message(self.stat(key), text)]
+
+    def _set_teleperiod(self, arg: str) -> int:
+        # Commands doc: 0 = off, 1 = back to 300, 10..3600 s; below 10 is raised to 10.
+        if arg.isdigit():
+            n = int(arg)
+            self.teleperiod = 0 if n == 0 else 300 if n == 1 else min(3600, max(10, n))
+        return self.teleperiod
 
     def _dimmer(self, arg: str) -> list[Message]:
         text = arg.strip()
