@@ -248,3 +248,12 @@ async def test_cli_serves_until_sigterm() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
+
+
+async def test_curl_digest_posts_params_to_a_method(plug: ShellySim) -> None:
+    rc, out = await curl("--digest", "-u", "admin:s3cret pw", "-H", "Content-Type: application/json",
+                         "-d", '{"id":0,"on":true}', f"{plug.url}/rpc/Switch.Set")
+    body, code = out.rsplit("\n", 1)
+    assert (rc, code, json.loads(body)) == (0, "200", {"was_on": False})
+    _, out = await curl("-d", "{garbage", f"{plug.url}/rpc/Switch.Set")  # no credentials: challenged first
+    assert out.rsplit("\n", 1)[1] == "401"

@@ -187,17 +187,18 @@ class ShellySim:
 
     async def _rpc_method(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        body = await request.read()
+        if method not in NO_AUTH_METHODS:  # challenge first: digest clients probe with an empty body
+            verdict = self._http_auth(request)
+            if verdict != "ok":
+                return self._unauthorized(verdict == "stale", {"code": UNAUTHORIZED, "message": "Unauthorized"})
         if request.method == "POST":
             try:
-                params = json.loads(await request.read() or b"{}")
+                params = json.loads(body or b"{}")
             except (ValueError, UnicodeDecodeError):
                 return web.json_response(RpcError(-32700, "Parse error").as_dict(), status=400)
         else:
             params = query_params(request.query.items())
-        if method not in NO_AUTH_METHODS:
-            verdict = self._http_auth(request)
-            if verdict != "ok":
-                return self._unauthorized(verdict == "stale", {"code": UNAUTHORIZED, "message": "Unauthorized"})
         try:
             result = self.device.call(method, params, self.clock.now())
         except RpcError as err:
