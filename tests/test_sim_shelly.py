@@ -96,6 +96,8 @@ def test_dimmer_light_set() -> None:
     ("Switch.Set", {"id": 0, "on": "yes"}, -103),
     ("Switch.Set", {"on": True}, -103),
     ("Switch.Set", {"id": 7, "on": True}, -105),
+    ("Switch.Set", {"id": "0", "on": True}, -103),
+    ("Switch.Set", {"id": True, "on": True}, -103),
     ("Switch.Set", [1, 2], -103),
     ("Switch.Explode", {"id": 0}, 404),
     ("Nope", {}, 404),

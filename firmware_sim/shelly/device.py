@@ -186,10 +186,11 @@ class ShellyDevice:
         if "id" not in params:
             raise RpcError(INVALID_ARGUMENT, "Missing required 'id'")
         cid = params["id"]
-        comp = next((c for c in comps if c.id == cid and not isinstance(cid, bool)), None)
+        if isinstance(cid, bool) or not isinstance(cid, (int, float)):
+            raise RpcError(INVALID_ARGUMENT, "Invalid argument 'id': expected number")
+        comp = next((c for c in comps if c.id == cid), None)
         if comp is None:
-            raise RpcError(NOT_FOUND, f"Bad id={cid}" if isinstance(cid, (int, float)) else
-                           "Invalid argument 'id': expected number")
+            raise RpcError(NOT_FOUND, f"Bad id={cid}")  # docs, CommonErrors -105
         result = getattr(comp, f"rpc_{verb}")(params, now)
         if verb == "SetConfig":
             self._config_changed(comp.key, comp.id, now)
