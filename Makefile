@@ -12,7 +12,7 @@ VENV313 ?= .venv313
 VENVHA ?= .venvha
 HA_REQUIREMENTS := tests/homeassistant/requirements.txt
 
-.PHONY: demo test bench clean system-test-deps
+.PHONY: demo test bench clean system-test-deps peers313
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "hub needs Python >= 3.11"'
@@ -40,12 +40,17 @@ system-test-deps:
 	  $(SUDO) systemctl disable --now mosquitto >/dev/null 2>&1 || true; \
 	fi
 
-# pjlink-advance (an independent PJLink projector emulator) needs Python 3.13.
-$(VENV313)/.installed:
-	@test -n "$(PY313)" || { echo "Python 3.13 is needed for pjlink-advance (pyenv install 3.13)"; exit 1; }
-	$(PY313) -m venv $(VENV313)
-	$(VENV313)/bin/pip install -q pjlink-advance==0.2.0
-	touch $@
+# Independent peers that need Python 3.13: pjlink-advance (a PJLink projector emulator), aioshelly
+# (Shelly Gen2 client) and hatasmota (Tasmota discovery) with aiomqtt as its MQTT glue. The stamp's
+# name carries the list, so a venv made for an older list is topped up.
+PEERS313 := pjlink-advance==0.2.0 aioshelly==14.0.1 hatasmota==0.10.2 aiomqtt==2.5.1
+PEERS313_STAMP := $(VENV313)/.installed-$(shell echo '$(PEERS313)' | md5sum | cut -c1-8)
+$(PEERS313_STAMP):
+	@test -n "$(PY313)" || { echo "Python 3.13 is needed for the peers in $(VENV313) (pyenv install 3.13)"; exit 1; }
+	test -x $(VENV313)/bin/python || $(PY313) -m venv $(VENV313)
+	$(VENV313)/bin/pip install -q $(PEERS313)
+	touch $@ $(VENV313)/.installed
+peers313: $(PEERS313_STAMP)
 
 # A real Home Assistant for the MQTT discovery test (it needs Python >= 3.13), complete up front:
 # the test runs it with --skip-pip and without network. uv installs its ~200 packages in about 2
@@ -58,7 +63,7 @@ $(VENVHA)/.installed: $(HA_REQUIREMENTS)
 	touch $@
 
 # Each run gets its own temporary root: pytest prunes old runs' folders under a shared one.
-test: $(STAMP) system-test-deps $(VENV313)/.installed $(VENVHA)/.installed
+test: $(STAMP) system-test-deps $(PEERS313_STAMP) $(VENVHA)/.installed
 	tmp=$$(mktemp -d -t hub-tests-XXXXXX) && \
 	  PYTEST_DEBUG_TEMPROOT=$$tmp scripts/in-netns $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; rm -rf "$$tmp"; exit $$rc
 
