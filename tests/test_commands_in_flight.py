@@ -40,7 +40,7 @@ async def silent_lamp(running: RunningHub) -> AsyncIterator[HomiePeer]:
 
 async def test_a_websocket_beyond_its_bound_gets_429(running: RunningHub, silent_lamp: HomiePeer) -> None:
     total = WS_COMMANDS_IN_FLIGHT + EXTRA
-    async with aiohttp.ClientSession() as s, s.ws_connect(f"{running.url}/api/ws?token={running.token}") as ws:
+    async with aiohttp.ClientSession(headers=running.headers) as s, s.ws_connect(f"{running.url}/api/ws") as ws:
         assert (await ws.receive_json())["type"] == "snapshot"
         for n in range(total):
             await ws.send_json({"type": "set", "id": silent_lamp.id, "state": {"brightness": n}, "request_id": n})
