@@ -7,6 +7,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import Any
 
 from hub.model import Access, Action, Binary, Color, Enum, Expose, Numeric, Text
@@ -44,6 +45,11 @@ class Description:
     properties: tuple[Property, ...]
 
     def by_topic(self) -> dict[str, Property]:
+        return self._by_topic
+
+    @cached_property
+    def _by_topic(self) -> dict[str, Property]:
+        # looked up for every value message: built once per description, not per message
         return {p.topic_suffix: p for p in self.properties}
 
     def by_expose(self) -> dict[str, Property]:
@@ -98,6 +104,7 @@ def parse_description(payload: bytes) -> Description:
         version=version if isinstance(version, int) else 0, properties=tuple(properties))
 
 
+@lru_cache(maxsize=1024)  # every numeric value message asks; a fleet has few distinct formats
 def _number_range(fmt: str) -> tuple[float | None, float | None, float | None]:
     if not fmt:
         return None, None, None

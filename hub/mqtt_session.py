@@ -54,6 +54,7 @@ class Session:
         self._batch: list[Message] = []
         self._progress = 0  # packets handled by the current read; stops the read loop when flat
         self._misc: asyncio.TimerHandle | None = None
+        self._flush_soon = False
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -229,11 +230,24 @@ class Session:
 
     def _on_writable(self) -> None:
         if self._client is not None:
-            self._client.loop_write()
+            self._client.loop_write()  # unregisters the writer once everything is out
 
     def _on_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
-        assert self._loop is not None
-        self._loop.add_writer(sock, self._on_writable)
+        # Write later in this same loop turn, not after the next poll: a command goes out without
+        # waiting a turn, and everything queued meanwhile goes with it.
+        if not self._flush_soon:
+            assert self._loop is not None
+            self._flush_soon = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_soon = False
+        client, loop = self._client, self._loop
+        if client is None or loop is None or self._sock is None:
+            return
+        client.loop_write()
+        if client.want_write() and self._sock is not None:
+            loop.add_writer(self._sock, self._on_writable)  # the socket is full: wait until writable
 
     def _on_unregister_write(self, client: Any, userdata: Any, sock: Any) -> None:
         assert self._loop is not None
