@@ -18,6 +18,7 @@ OnSeen = Callable[[Discovered], Awaitable[None]]
 OnGone = Callable[[str, str], Awaitable[None]]  # service type, instance name
 
 RESOLVE_TIMEOUT_MS = 3000
+RESOLVE_ATTEMPTS = 3  # a burst of announcements can overflow the socket: ask again, don't lose it
 
 
 def decode_txt(properties: Mapping[bytes, bytes | None]) -> dict[str, str]:
@@ -87,8 +88,12 @@ class Discovery:
         assert self.aiozc is not None
         info = AsyncServiceInfo(service_type, name)
         try:
-            if not await info.async_request(self.aiozc.zeroconf, RESOLVE_TIMEOUT_MS):
-                log.info("mDNS: %s did not resolve within %d ms", name, RESOLVE_TIMEOUT_MS)
+            for attempt in range(1, RESOLVE_ATTEMPTS + 1):
+                if await info.async_request(self.aiozc.zeroconf, RESOLVE_TIMEOUT_MS * attempt):
+                    break
+                log.info("mDNS: %s did not resolve within %d ms (attempt %d of %d)", name,
+                         RESOLVE_TIMEOUT_MS * attempt, attempt, RESOLVE_ATTEMPTS)
+            else:
                 return
             seen = Discovered(
                 service_type=service_type, name=name,
