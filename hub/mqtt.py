@@ -108,13 +108,21 @@ class MqttLink:
 
     async def publish(self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False) -> None:
         """QoS 1 returns when the broker acknowledged (PUBACK); QoS 0 when queued for sending."""
+        ack = self.publish_nowait(topic, payload, qos=qos, retain=retain)
+        if ack is not None:
+            try:
+                await ack
+            except ConnectionFailed as e:
+                raise BrokerUnavailable(f"MQTT publish failed: {e}") from e
+
+    def publish_nowait(self, topic: str, payload: bytes | str, *, qos: int = 1,
+                       retain: bool = False) -> asyncio.Future[None] | None:
+        """Queue a publish; for QoS 1 the future completes on its PUBACK or fails if the connection goes."""
         session = self._session
         if session is None or not self._connected.is_set():
             raise BrokerUnavailable(f"MQTT broker {self.host}:{self.port} is not connected")
         try:
-            ack = session.publish(topic, payload, qos=qos, retain=retain)
-            if ack is not None:
-                await ack
+            return session.publish(topic, payload, qos=qos, retain=retain)
         except ConnectionFailed as e:
             raise BrokerUnavailable(f"MQTT publish failed: {e}") from e
 
