@@ -29,6 +29,7 @@ from pathlib import Path
 
 import aiohttp
 import aiomqtt
+import paho.mqtt.client as paho
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -377,6 +378,14 @@ async def bench_fleet(tmp: Path, broker: Broker, count: int) -> None:
             announced.setdefault(name, time.perf_counter())
 
     browser = AsyncServiceBrowser(aiozc.zeroconf, ["_homie._tcp.local."], handlers=[on_change])
+    # A device has announced itself when mDNS carries it and it said `$state` = ready (Homie 5):
+    # an independent MQTT observer (paho, its own thread) notes when each one said so.
+    ready: dict[str, float] = {}
+    observer = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    observer.on_message = lambda c, u, m: (m.payload == b"ready" and ready.setdefault(m.topic, time.perf_counter()))
+    observer.connect("127.0.0.1", broker.port or 0)
+    observer.subscribe("homie/5/+/$state", qos=0)
+    observer.loop_start()
     fleet = subprocess.Popen(
         [sys.executable, "-m", "firmware_sim.cli", "fleet", "--count", str(count), "--broker", broker.url,
          "--state-dir", str(tmp / "fleet-state"), "--keepalive", "30"],
@@ -391,15 +400,18 @@ async def bench_fleet(tmp: Path, broker: Broker, count: int) -> None:
                 t_all = time.perf_counter()
                 break
             await asyncio.sleep(0.02)
-        last = max(announced.values()) if announced else float("nan")
-        print(f"  independent browser saw {len(announced)} announcements, the last {last - t0:.2f} s after the "
-              f"fleet started; hub had {online} online {t_all - t0:.2f} s after the fleet started")
+        last_mdns = max(announced.values()) if announced else float("nan")
+        last_ready = max(ready.values()) if ready else float("nan")
+        last = max(last_mdns, last_ready)
+        print(f"  independent observers: {len(announced)} mDNS announcements, the last {last_mdns - t0:.2f} s "
+              f"after the fleet started; {len(ready)} `$state` ready, the last {last_ready - t0:.2f} s after")
+        print(f"  hub had {online} online {t_all - t0:.2f} s after the fleet started")
         after = t_all - last
         print(f"  last announcement -> all {count} online in /api/health: {after:.2f} s")
         await asyncio.sleep(2)
         h = await health(hub)
         ROWS["rss_fleet"] = (hub.rss_mb(), ROWS["rss_idle"][1])
-        ROWS["fleet"] = (after, t_all - t0)
+        ROWS["fleet"] = (t_all - t0, last - t0)
         print(f"  hub RSS: idle {ROWS['rss_idle'][0]:.1f} MB, with {h['online']} devices online "
               f"{ROWS['rss_fleet'][0]:.1f} MB (a bare asyncio interpreter: {ROWS['rss_idle'][1]:.1f} MB)")
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {hub.token}"}) as s:
@@ -407,6 +419,8 @@ async def bench_fleet(tmp: Path, broker: Broker, count: int) -> None:
                 ids = [d["id"] for d in await r.json()]
         print(f"  /api/devices: {len(ids)} devices, {len(set(ids))} distinct ids")
     finally:
+        observer.loop_stop()
+        observer.disconnect()
         await browser.async_cancel()
         await aiozc.async_close()
         fleet.terminate()
@@ -437,8 +451,8 @@ def summary() -> None:
               "  bare asyncio interpreter (goal <= 60 MB; HA 359 MB, Z2M 150-200 MB quoted)")
     if "fleet" in ROWS:
         v, f = ROWS["fleet"]
-        print(f"  {'last announcement -> all online (s)':<42} {v:12.2f} {f:14.2f} {v / f:6.2f}x"
-              "  fleet start -> all online (goal <= 2 s)")
+        print(f"  {'fleet start -> all online in the API (s)':<42} {v:12.2f} {f:14.2f} {v / f:6.2f}x"
+              f"  fleet start -> last device announced (+{v - f:.2f} s; goal <= +2 s)")
 
 
 async def main() -> None:
@@ -446,6 +460,7 @@ async def main() -> None:
     ap.add_argument("--commands", type=int, default=1000)
     ap.add_argument("--ingest", type=int, default=50_000)
     ap.add_argument("--fleet", type=int, default=1000)
+    ap.add_argument("--fleet-only", action="store_true", help="only section 5 (and the idle RSS)")
     args = ap.parse_args()
     if os.environ.get("HUB_IN_NETNS") != "1":
         sys.exit("run inside scripts/in-netns")
@@ -454,6 +469,13 @@ async def main() -> None:
         broker = Broker(tmp / "broker").start()
         procs: list[subprocess.Popen] = []
         hub = HubProcess(tmp, broker)
+        if args.fleet_only:
+            try:
+                await bench_fleet(tmp, broker, args.fleet)
+                summary()
+            finally:
+                broker.stop()
+            return
         try:
             startup = await hub.start()
             (tmp / "one.toml").write_text(ONE_LIGHT)
