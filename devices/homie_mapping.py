@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
 
-from hub.model import Access, Action, Binary, Color, Enum, Expose, Numeric, Text
+from hub.model import Access, Action, Binary, Color, Enum, Expose, Numeric, Text, shared
 
 HOMIE_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 DATATYPES = ("integer", "float", "boolean", "string", "enum", "color", "datetime", "duration", "json")
@@ -101,7 +101,7 @@ def parse_description(payload: bytes) -> Description:
     version = doc.get("version", 0)
     return Description(
         name=str(doc.get("name", "")), type=str(doc.get("type", "")),
-        version=version if isinstance(version, int) else 0, properties=tuple(properties))
+        version=version if isinstance(version, int) else 0, properties=shared(tuple(properties)))
 
 
 @lru_cache(maxsize=1024)  # every numeric value message asks; a fleet has few distinct formats

@@ -15,8 +15,6 @@ log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[Any]]
 
-MAX_ROUTES = 10_000  # topics whose matching handlers are remembered; cleared when full
-
 
 class MqttLink:
     """Owns the connection; `start()` connects in the background, `stop()` says goodbye."""
@@ -38,7 +36,6 @@ class MqttLink:
         self._sleep = sleep
         self.max_backoff = max_backoff
         self._handlers: list[tuple[str, MessageHandler]] = []
-        self._routes: dict[str, tuple[tuple[str, MessageHandler], ...]] = {}
         self._session: Session | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -59,13 +56,11 @@ class MqttLink:
 
     def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
         self._handlers.append((topic_filter, handler))
-        self._routes.clear()
         if self.connected:
             self._subscribe_now(topic_filter)
 
     def unsubscribe(self, topic_filter: str, handler: MessageHandler) -> None:
         self._handlers = [(f, h) for f, h in self._handlers if not (f == topic_filter and h == handler)]
-        self._routes.clear()
 
     def _subscribe_now(self, topic_filter: str) -> asyncio.Future[None] | None:
         """SUBSCRIBE once per connection; a failure is logged and retried on the next connect."""
@@ -90,14 +85,11 @@ class MqttLink:
     def _dispatch(self, batch: list[Message]) -> None:
         """Hand a batch of messages to the handlers, in order: no task and no queue per message."""
         self.received += len(batch)
-        routes = self._routes
+        handlers = self._handlers
         for topic, payload, retain in batch:
-            targets = routes.get(topic)
-            if targets is None:
-                if len(routes) >= MAX_ROUTES:
-                    routes.clear()
-                targets = routes[topic] = tuple((f, h) for f, h in self._handlers if topic_matches(f, topic))
-            for topic_filter, handler in targets:
+            for topic_filter, handler in handlers:
+                if not topic_matches(topic_filter, topic):
+                    continue
                 try:
                     handler(topic, payload, retain)
                 except Exception:

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
-from .model import DeviceInfo, DeviceState, expose_from_json
+from .model import DeviceInfo, DeviceState, expose_from_json, shared
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class Registry:
                     id=row["id"], name=row["name"], driver=row["driver"], model=row["model"] or "",
                     manufacturer=row["manufacturer"] or "", room=row["room"] or "",
                     address=row["address"] or "", error=row["error"] or "",
-                    exposes=tuple(expose_from_json(e) for e in json.loads(row["exposes"] or "[]")),
+                    exposes=shared(tuple(expose_from_json(e) for e in json.loads(row["exposes"] or "[]"))),
                 )
                 values = json.loads(state) if state else {}
             except (ValueError, KeyError, TypeError):
