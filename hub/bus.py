@@ -53,6 +53,16 @@ class Subscription:
             raise Overflow("event queue overflowed")
         return event
 
+    async def get_batch(self, limit: int = 500) -> list[Event]:
+        """The next event and every one already waiting behind it (up to `limit`): one per tick."""
+        events = [await self.get()]
+        while len(events) < limit and not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is None:
+                raise Overflow("event queue overflowed")
+            events.append(event)
+        return events
+
     def close(self) -> None:
         self._bus.unsubscribe(self)
 

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 HUB = web.AppKey("hub", Hub)
 TOKENS = web.AppKey("tokens", TokenChecker)
 STATIC = Path(__file__).parent / "static"
+WS_BATCH = 500  # events per WebSocket frame at most, with ?batch=1
 PUBLIC = {"/api/health", "/api/openapi.json", "/", "/favicon.ico"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -117,8 +118,14 @@ async def set_device(request: web.Request) -> web.Response:
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    """Live events: a snapshot of every device first, then each change as it happens."""
+    """Live events: a snapshot of every device first, then each change as it happens.
+
+    With `?batch=1` the events that piled up since the last send go as one frame,
+    `{"type": "batch", "events": [...]}`: a thousand devices coming online is a few frames, not
+    thousands, and a browser keeps up instead of being cut off as too slow.
+    """
     hub = request.app[HUB]
+    batched = request.query.get("batch") == "1"
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
     with hub.bus.subscribe(maxsize=2000) as sub:
@@ -127,17 +134,20 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         reader = asyncio.get_running_loop().create_task(_ws_reader(ws, hub))
         try:
             while not ws.closed:
-                get = asyncio.ensure_future(sub.get())
+                get = asyncio.ensure_future(sub.get_batch(WS_BATCH) if batched else sub.get())
                 done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
                 if reader in done:
                     get.cancel()
                     break
                 try:
-                    event = get.result()
+                    got = get.result()
                 except Overflow:
                     await ws.close(code=4000, message=b"too slow: reconnect and reload")
                     break
-                await ws.send_json(event.to_json())
+                if batched:
+                    await ws.send_json({"type": "batch", "events": [e.to_json() for e in got]})
+                else:
+                    await ws.send_json(got.to_json())
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

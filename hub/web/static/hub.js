@@ -333,9 +333,12 @@ document.getElementById("sync-now").onclick = () => api("/api/media/sync", { met
 function connect(attempt = 0) {
   const pill = document.getElementById("conn");
   const proto = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${proto}://${location.host}/api/ws?token=${encodeURIComponent(token)}`);
+  const ws = new WebSocket(`${proto}://${location.host}/api/ws?batch=1&token=${encodeURIComponent(token)}`);
   ws.onopen = () => { attempt = 0; pill.dataset.state = "live"; pill.textContent = "live"; };
-  ws.onmessage = (m) => onEvent(JSON.parse(m.data));
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(m.data);
+    if (msg.type === "batch") msg.events.forEach(onEvent); else onEvent(msg);  // one frame per tick
+  };
   ws.onclose = (e) => {
     pill.dataset.state = "down";
     pill.textContent = "reconnecting…";
