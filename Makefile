@@ -52,6 +52,7 @@ test: $(STAMP) system-test-deps $(VENV313)/.installed
 
 bench: $(STAMP) system-test-deps
 	scripts/in-netns $(PY) bench/roundtrip.py
+	scripts/in-netns $(PY) bench/memory.py
 
 clean:
 	rm -rf $(VENV) $(VENV313) build *.egg-info .pytest_cache .hypothesis
