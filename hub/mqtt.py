@@ -163,6 +163,8 @@ class MqttLink:
             except (ConnectionFailed, asyncio.TimeoutError) as e:
                 if self.connects == 0 or backoff == 0.2:
                     log.warning("MQTT connection to %s:%s failed: %s; retrying", self.host, self.port, e)
+            except Exception:
+                log.exception("MQTT connection to %s:%s failed unexpectedly; retrying", self.host, self.port)
             finally:
                 was_connected = self._connected.is_set()
                 self._connected.clear()
