@@ -130,20 +130,37 @@ async def bench_roundtrip(hub: HubProcess, broker: Broker, n: int) -> None:
     print("  a) to the simulated light (its own process; it saves its state to disk before it echoes)")
     show("raw MQTT: /set -> device echo (floor)", await raw_floor(broker, "bench-light", n))
     await rest_and_ws(hub, "bench-light", n)
-    print("  b) to an echo-only Homie device in the benchmark process (no disk): the hub's own cost")
-    aiozc = loopback_zeroconf()
-    peer = HomiePeer(broker.port, "bench-echo")
-    await peer.start()
-    await advertise(aiozc, "bench-echo")
+    print("  b) to an echo-only Homie device in a process of its own (no disk): the hub's own cost")
+    echo = await asyncio.create_subprocess_exec(sys.executable, "-c", ECHO_DEVICE, str(broker.port), "bench-echo",
+                                                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                cwd=ROOT)
+    assert echo.stdout is not None and echo.stdin is not None
     try:
+        await asyncio.wait_for(echo.stdout.readline(), 20)
         await wait_devices(hub.url, hub.token, {"bench-echo"}, 20)
         floor = await raw_floor(broker, "bench-echo", n)
         show("raw MQTT: /set -> device echo (floor)", floor)
         rest = await rest_and_ws(hub, "bench-echo", n)
         ROWS["rest"] = (statistics.median(rest), statistics.median(floor))
     finally:
-        await peer.stop()
-        await aiozc.async_close()
+        echo.stdin.close()
+        await asyncio.wait_for(echo.wait(), 20)
+
+
+ECHO_DEVICE = """
+import asyncio, sys
+from tests.homie_peer import HomiePeer, advertise, loopback_zeroconf
+async def main(port, device):
+    aiozc = loopback_zeroconf()
+    peer = HomiePeer(port, device)
+    await peer.start()
+    await advertise(aiozc, device)
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the bench closes stdin
+    await peer.stop()
+    await aiozc.async_close()
+asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
+"""
 
 
 async def rest_and_ws(hub: HubProcess, device: str, n: int) -> list[float]:
