@@ -92,6 +92,8 @@ class Bus:
         self._subs.discard(sub)
 
     def publish(self, type: str, **data: Any) -> None:
+        if not self._subs:
+            return  # nobody listening: a message flood costs no event objects
         event = Event(type, data)
         for sub in list(self._subs):
             sub._offer(event)
