@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -106,6 +107,45 @@ async def test_online_on_connect_offline_on_stop(broker: Broker, link: MqttLink)
         await link.stop()
         assert await asyncio.wait_for(states.get(), 10) == b"offline"
     finally:
+        watcher.loop_stop()
+        watcher.disconnect()
+
+
+LINK_PROCESS = """
+import asyncio, sys
+from hub.mqtt import MqttLink
+async def main(port):
+    link = MqttLink("127.0.0.1", port, client_id="doomed", will_topic="hub/bridge/state", keepalive=5)
+    await link.start()
+    await link.wait_connected(10)
+    print("connected", flush=True)
+    await asyncio.sleep(60)  # until killed
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+async def test_last_will_says_offline_when_the_hub_dies(broker: Broker) -> None:
+    watcher = independent_client(broker)
+    states: asyncio.Queue[bytes] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    watcher.on_message = lambda c, u, m: loop.call_soon_threadsafe(states.put_nowait, m.payload)
+    subscribed = asyncio.Event()
+    watcher.on_subscribe = lambda *a: loop.call_soon_threadsafe(subscribed.set)
+    watcher.subscribe("hub/bridge/state", qos=1)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", LINK_PROCESS, str(broker.port),
+                                                stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).parent.parent)
+    try:
+        await asyncio.wait_for(subscribed.wait(), 10)
+        assert proc.stdout is not None
+        assert await asyncio.wait_for(proc.stdout.readline(), 20) == b"connected\n"
+        assert await asyncio.wait_for(states.get(), 10) == b"online"
+        proc.kill()  # no DISCONNECT: the broker publishes the will
+        await proc.wait()
+        assert await asyncio.wait_for(states.get(), 10) == b"offline"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
         watcher.loop_stop()
         watcher.disconnect()
 
