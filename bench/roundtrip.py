@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -329,16 +331,31 @@ async def bench_ingest(hub: HubProcess, broker: Broker, count: int) -> float:
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {hub.token}"}) as s:
             async with s.get(f"{hub.url}/api/health") as r:
                 before = (await r.json())["mqtt_received"]
-            t0 = time.perf_counter()
-            pub_s = await asyncio.to_thread(flood, broker.port, "ingest", count)
-            # polled every 10 ms: the hub's figure carries up to one poll of delay the others don't
-            end = time.monotonic() + 60
-            while time.monotonic() < end:
-                async with s.get(f"{hub.url}/api/devices/ingest") as r:
-                    if (await r.json())["state"].get("power") == 42.0:
-                        break
-                await asyncio.sleep(0.01)
-            dt = time.perf_counter() - t0
+            # The hub's own canonical state (`hub/ingest`, retained JSON) says when the last value
+            # was applied: watched by an independent client, so nothing polls the hub meanwhile.
+            retained, applied = threading.Event(), threading.Event()
+            done_at: list[float] = []
+
+            def on_state(client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+                retained.set()
+                if not applied.is_set() and json.loads(message.payload).get("power") == 42.0:
+                    done_at.append(time.monotonic())
+                    applied.set()
+
+            watcher = paho.Client(paho.CallbackAPIVersion.VERSION2)
+            watcher.on_message = on_state
+            watcher.connect("127.0.0.1", broker.port or 0)
+            watcher.subscribe("hub/ingest", qos=0)
+            watcher.loop_start()
+            try:
+                await asyncio.to_thread(retained.wait, 10)  # the state before the flood, first
+                t0 = time.monotonic()
+                pub_s = await asyncio.to_thread(flood, broker.port, "ingest", count)
+                await asyncio.to_thread(applied.wait, 60)
+            finally:
+                watcher.loop_stop()
+                watcher.disconnect()
+            dt = (done_at[0] if done_at else time.monotonic()) - t0
             async with s.get(f"{hub.url}/api/health") as r:
                 got = (await r.json())["mqtt_received"] - before
         print(f"  publisher took {pub_s:.2f} s; hub received {got} of {count + 1} and applied the last after "
