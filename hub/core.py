@@ -253,10 +253,12 @@ class Hub:
         if not expected:
             pending.future.set_result(None)
         self._pending.append(pending)
-        deadline = time.monotonic() + self.config.command_timeout
         try:
-            await asyncio.wait_for(driver.send(device_id, values), self.config.command_timeout)
-            await asyncio.wait_for(asyncio.shield(pending.future), max(0.0, deadline - time.monotonic()))
+            # one deadline for delivery and confirmation; no task or shield on the way (each costs
+            # the command a turn of the loop)
+            async with asyncio.timeout(self.config.command_timeout):
+                await driver.send(device_id, values)
+                await pending.future
         except asyncio.TimeoutError:
             raise CommandTimeout(
                 f"{device_id} did not confirm {', '.join(sorted(pending.expected)) or 'delivery'} "
