@@ -8,7 +8,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from hub.model import Access, Action, Binary, Color, Enum, Expose, Numeric, Text, shared
 
@@ -227,9 +227,8 @@ def encode_value(p: Property, value: Any) -> str:
     return text if text else EMPTY_STRING
 
 
-@dataclass(frozen=True)
-class Topic:
-    """A parsed `homie/5/<device>/...` topic."""
+class Topic(NamedTuple):
+    """A parsed `homie/5/<device>/...` topic (a tuple: one is made per message received)."""
 
     device_id: str
     kind: str  # "state", "description", "value", "target", "set", "other"

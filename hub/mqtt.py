@@ -9,7 +9,7 @@ from typing import Any
 
 from .driver import BrokerUnavailable, MessageHandler
 from .mqtt_session import ConnectionFailed, Message, Session
-from .topics import topic_matches
+from .topics import levels_match
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +85,11 @@ class MqttLink:
     def _dispatch(self, batch: list[Message]) -> None:
         """Hand a batch of messages to the handlers, in order: no task and no queue per message."""
         self.received += len(batch)
-        handlers = self._handlers
+        handlers = [(f, f.split("/"), h) for f, h in self._handlers]  # filters split once a batch
         for topic, payload, retain in batch:
-            for topic_filter, handler in handlers:
-                if not topic_matches(topic_filter, topic):
+            levels = topic.split("/")
+            for topic_filter, filter_levels, handler in handlers:
+                if not levels_match(filter_levels, levels):
                     continue
                 try:
                     handler(topic, payload, retain)
