@@ -144,9 +144,24 @@ async def bench_roundtrip(hub: HubProcess, broker: Broker, n: int) -> None:
         show("raw MQTT: /set -> device echo (floor)", floor)
         rest = await rest_and_ws(hub, "bench-echo", n)
         ROWS["rest"] = (statistics.median(rest), statistics.median(floor))
+        http = await http_floor(hub, n)
+        show("HTTP: GET /api/health (the web stack's floor)", http)
+        ROWS["http"] = (statistics.median(http), 0.0)
     finally:
         echo.stdin.close()
         await asyncio.wait_for(echo.wait(), 20)
+
+
+async def http_floor(hub: HubProcess, n: int) -> list[float]:
+    """A request the hub answers from memory: what aiohttp costs on both ends, without the hub."""
+    out: list[float] = []
+    async with aiohttp.ClientSession() as s:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            async with s.get(f"{hub.url}/api/health") as r:
+                await r.read()
+            out.append((time.perf_counter() - t0) * 1000)
+    return out
 
 
 ECHO_DEVICE = """
@@ -475,6 +490,10 @@ def summary() -> None:
         v, f = ROWS["rest"]
         print(f"  {'REST set -> confirmed, echo device p50 (ms)':<42} {v:12.2f} {f:14.2f} {v / f:6.2f}x"
               f"  raw MQTT round trip (+{v - f:.2f} ms; goal <= +0.3 ms)")
+        if "http" in ROWS:
+            h = ROWS["http"][0]
+            print(f"  {'':<42} {'':>12} {f + h:14.2f} {v / (f + h):6.2f}x"
+                  f"  raw MQTT round trip + HTTP GET /api/health ({h:.2f} ms)")
     if "rss_idle" in ROWS:
         v, f = ROWS["rss_idle"]
         print(f"  {'hub RSS idle (MB)':<42} {v:12.1f} {f:14.1f} {v / f:6.2f}x  bare asyncio interpreter"
