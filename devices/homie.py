@@ -19,7 +19,7 @@ MAX_CACHED = 10_000  # devices seen on MQTT but not (yet) by mDNS
 ONLINE_STATES = {"ready"}
 
 
-@dataclass
+@dataclass(slots=True)  # one per device: no __dict__ each
 class _Device:
     id: str
     description: Description | None = None

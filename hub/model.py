@@ -275,7 +275,7 @@ def expose_from_json(d: Mapping[str, Any]) -> Expose:
     return cls(**kw)
 
 
-@dataclass
+@dataclass(slots=True)  # one per device: no __dict__ each
 class DeviceState:
     """Live state of one device, owned by the registry."""
 

@@ -18,7 +18,7 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(slots=True)  # one per device: no __dict__ each
 class Device:
     info: DeviceInfo
     state: DeviceState = field(default_factory=DeviceState)
