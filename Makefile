@@ -70,6 +70,7 @@ test: $(STAMP) system-test-deps $(PEERS313_STAMP) $(VENVHA)/.installed
 bench: $(STAMP) system-test-deps
 	scripts/in-netns $(PY) bench/roundtrip.py
 	scripts/in-netns $(PY) bench/sync_bench.py --only first --only kill
+	scripts/in-netns $(PY) bench/memory.py
 
 clean:
 	rm -rf $(VENV) $(VENV313) $(VENVHA) build *.egg-info .pytest_cache .hypothesis

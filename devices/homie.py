@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from hub.driver import Discovered, Driver
-from hub.model import DeviceInfo
+from hub.model import DeviceInfo, shared
 
 from .homie_mapping import HOMIE_ID, Description, decode_value, encode_value, parse_description, parse_topic, to_expose
 
@@ -19,7 +19,7 @@ MAX_CACHED = 10_000  # devices seen on MQTT but not (yet) by mDNS
 ONLINE_STATES = {"ready"}
 
 
-@dataclass
+@dataclass(slots=True)  # one per device: no __dict__ each
 class _Device:
     id: str
     description: Description | None = None
@@ -77,7 +77,7 @@ class HomieDriver(Driver):
         if dev.seen is None or (dev.description is None and not dev.description_error):
             return
         desc = dev.description
-        exposes = tuple(to_expose(p) for p in desc.properties) if desc else ()
+        exposes = shared(tuple(to_expose(p) for p in desc.properties)) if desc else ()
         self.ctx.device_found(DeviceInfo(
             id=dev.id, driver=self.name, exposes=exposes,
             name=(desc.name if desc and desc.name else dev.seen.txt.get("name", "")) or dev.id,

@@ -7,9 +7,10 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property, lru_cache
+from typing import Any, NamedTuple
 
-from hub.model import Access, Action, Binary, Color, Enum, Expose, Numeric, Text
+from hub.model import Access, Action, Binary, Color, Enum, Expose, Numeric, Text, shared
 
 HOMIE_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 DATATYPES = ("integer", "float", "boolean", "string", "enum", "color", "datetime", "duration", "json")
@@ -44,6 +45,11 @@ class Description:
     properties: tuple[Property, ...]
 
     def by_topic(self) -> dict[str, Property]:
+        return self._by_topic
+
+    @cached_property
+    def _by_topic(self) -> dict[str, Property]:
+        # looked up for every value message: built once per description, not per message
         return {p.topic_suffix: p for p in self.properties}
 
     def by_expose(self) -> dict[str, Property]:
@@ -95,9 +101,10 @@ def parse_description(payload: bytes) -> Description:
     version = doc.get("version", 0)
     return Description(
         name=str(doc.get("name", "")), type=str(doc.get("type", "")),
-        version=version if isinstance(version, int) else 0, properties=tuple(properties))
+        version=version if isinstance(version, int) else 0, properties=shared(tuple(properties)))
 
 
+@lru_cache(maxsize=1024)  # every numeric value message asks; a fleet has few distinct formats
 def _number_range(fmt: str) -> tuple[float | None, float | None, float | None]:
     if not fmt:
         return None, None, None
@@ -220,9 +227,8 @@ def encode_value(p: Property, value: Any) -> str:
     return text if text else EMPTY_STRING
 
 
-@dataclass(frozen=True)
-class Topic:
-    """A parsed `homie/5/<device>/...` topic."""
+class Topic(NamedTuple):
+    """A parsed `homie/5/<device>/...` topic (a tuple: one is made per message received)."""
 
     device_id: str
     kind: str  # "state", "description", "value", "target", "set", "other"

@@ -53,6 +53,16 @@ class Subscription:
             raise Overflow("event queue overflowed")
         return event
 
+    async def get_batch(self, limit: int = 500) -> list[Event]:
+        """The next event and every one already waiting behind it (up to `limit`): one per tick."""
+        events = [await self.get()]
+        while len(events) < limit and not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is None:
+                raise Overflow("event queue overflowed")
+            events.append(event)
+        return events
+
     def drain(self) -> list[Event]:
         """Every event queued so far, without waiting; raises Overflow like get()."""
         events: list[Event] = []
@@ -92,6 +102,8 @@ class Bus:
         self._subs.discard(sub)
 
     def publish(self, type: str, **data: Any) -> None:
+        if not self._subs:
+            return  # nobody listening: a message flood costs no event objects
         event = Event(type, data)
         for sub in list(self._subs):
             sub._offer(event)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from . import __version__
@@ -20,6 +21,7 @@ from .ha.publisher import HaDiscovery
 from .driver import BrokerUnavailable, DeviceUnreachable, Discovered, Driver, load_drivers
 from .model import Action, Color, DeviceInfo, InvalidCommand, NotNow, Numeric, valid_device_id, validate_command
 from .mqtt import MqttLink
+from .outbox import Outbox
 from .registry import Device, Registry
 from .store import Store
 from .topics import BadPayload, Topics, dumps, parse_json_object
@@ -88,14 +90,13 @@ class Hub:
         self.homeassistant = HaDiscovery(
             self.mqtt, self.topics, ha.prefix, Origin("hub", __version__),
             lambda: self.registry.devices.values(), enabled=ha.discovery)
+        self.outbox = Outbox(self.mqtt)  # retained definitions, availability and state
         self._driver_classes = dict(drivers) if drivers is not None else None
         self.drivers: dict[str, Driver] = {}
         self.discovery: Discovery | None = None
         self._services: dict[tuple[str, str], tuple[Driver, str]] = {}  # (type, name) -> owner
         self._pending: list[_Pending] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._dirty_publish: set[str] = set()
-        self._publishing: set[str] = set()
         self._stack: AsyncExitStack | None = None
         self._errors_logged: set[tuple[str, str]] = set()
         self._mqtt_sets = 0  # MQTT commands in flight (bounded by MQTT_COMMANDS_IN_FLIGHT)
@@ -119,6 +120,7 @@ class Hub:
             stack.push_async_callback(self.homeassistant.stop)
             await self.mqtt.start()
             stack.push_async_callback(self.mqtt.stop)
+            stack.push_async_callback(self.outbox.stop)
             classes = self._driver_classes if self._driver_classes is not None else load_drivers()
             for name, cls in classes.items():
                 driver = cls(self)
@@ -290,10 +292,12 @@ class Hub:
         if not expected:
             pending.future.set_result(None)
         self._pending.append(pending)
-        deadline = time.monotonic() + self.config.command_timeout
         try:
-            await asyncio.wait_for(driver.send(device_id, values), self.config.command_timeout)
-            await asyncio.wait_for(asyncio.shield(pending.future), max(0.0, deadline - time.monotonic()))
+            # one deadline for delivery and confirmation; no task or shield on the way (each costs
+            # the command a turn of the loop)
+            async with asyncio.timeout(self.config.command_timeout):
+                await driver.send(device_id, values)
+                await pending.future
         except asyncio.TimeoutError:
             raise CommandTimeout(
                 f"{device_id} did not confirm {', '.join(sorted(pending.expected)) or 'delivery'} "
@@ -367,7 +371,9 @@ class Hub:
     # -- canonical MQTT API -----------------------------------------------------------
 
     def _publish(self, topic: str, payload: bytes | str, retain: bool) -> None:
-        if self.mqtt.connected:
+        if retain:
+            self.outbox.put(topic, payload)  # coalesced: the latest payload per topic goes out
+        elif self.mqtt.connected:
             self.spawn(self._publish_quietly(topic, payload, retain), "publish")
 
     async def _publish_quietly(self, topic: str, payload: bytes | str, retain: bool) -> None:
@@ -376,56 +382,35 @@ class Hub:
         except BrokerUnavailable:
             pass  # everything retained is republished on the next connect
 
-    def _publish_definition(self, dev: Device) -> None:
+    def _definition_payload(self, device_id: str) -> str | None:
+        dev = self.registry.get(device_id)
+        if dev is None:
+            return None
         definition = dev.info.definition()
         definition.update(name=dev.name, room=dev.room)
-        self._publish(self.topics.definition(dev.id), dumps(definition), retain=True)
+        return dumps(definition)
+
+    def _state_payload(self, device_id: str) -> str | None:
+        dev = self.registry.get(device_id)
+        return dumps(dev.state.values) if dev is not None else None
+
+    def _publish_definition(self, dev: Device) -> None:
+        """One retained definition per device; a device found again in a burst goes out once."""
+        self.outbox.put(self.topics.definition(dev.id), partial(self._definition_payload, dev.id))
         self.homeassistant.device_changed(dev)
 
     def _schedule_state_publish(self, device_id: str) -> None:
-        """Publish the device's retained state; while one publish is in flight, coalesce.
-
-        At most one state publish per device is outstanding, and the last state always goes out,
-        so a chatty device costs one QoS 1 round trip per burst instead of one per message.
-        """
-        if device_id in self._publishing:
-            self._dirty_publish.add(device_id)
-            return
-        if self.mqtt.connected:
-            self._publishing.add(device_id)
-            self.spawn(self._publish_state(device_id), "publish-state")
-
-    async def _publish_state(self, device_id: str) -> None:
-        try:
-            while True:
-                self._dirty_publish.discard(device_id)
-                dev = self.registry.get(device_id)
-                if dev is None:
-                    return
-                await self._publish_quietly(self.topics.state(device_id), dumps(dev.state.values), True)
-                if device_id not in self._dirty_publish:
-                    return
-        finally:
-            self._publishing.discard(device_id)
+        """The device's retained state, built when sent: a chatty device costs one publish per round."""
+        self.outbox.put(self.topics.state(device_id), partial(self._state_payload, device_id))
 
     async def _republish(self) -> None:
         """After every (re)connect: all retained definitions, availability and state."""
-        sem = asyncio.Semaphore(100)
-
-        async def one(topic: str, payload: bytes | str) -> None:
-            async with sem:
-                await self.mqtt.publish(topic, payload, qos=1, retain=True)
-
-        jobs = []
         for dev in list(self.registry.devices.values()):
-            definition = dev.info.definition()
-            definition.update(name=dev.name, room=dev.room)
-            jobs.append(one(self.topics.definition(dev.id), dumps(definition)))
-            jobs.append(one(self.topics.availability(dev.id), "online" if dev.state.online else "offline"))
+            self._publish_definition(dev)
+            self.outbox.put(self.topics.availability(dev.id), "online" if dev.state.online else "offline")
             if dev.state.values:
-                jobs.append(one(self.topics.state(dev.id), dumps(dev.state.values)))
-        jobs.append(self.homeassistant.republish())
-        await asyncio.gather(*jobs)
+                self._schedule_state_publish(dev.id)
+        await asyncio.gather(self.outbox.flush(), self.homeassistant.republish())
         self.bus.publish("bridge", mqtt="connected")
 
     def _mqtt_lost(self) -> None:

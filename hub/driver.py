@@ -29,7 +29,7 @@ class BrokerUnavailable(Exception):
     """The MQTT broker is not connected right now; nothing was sent."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # kept per device: no __dict__ each
 class Discovered:
     """One mDNS service as discovery resolved it (RFC 6763): TXT keys lower-cased, first wins."""
 

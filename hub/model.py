@@ -7,7 +7,9 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+T = TypeVar("T")
 
 
 class Access(enum.IntFlag):
@@ -277,10 +279,29 @@ def expose_from_json(d: Mapping[str, Any]) -> Expose:
     return cls(**kw)
 
 
-@dataclass
+@dataclass(slots=True)  # one per device: no __dict__ each
 class DeviceState:
     """Live state of one device, owned by the registry."""
 
     values: dict[str, Any] = field(default_factory=dict)
     online: bool = False
     last_seen: float = 0.0
+
+
+_SHARED_MAX = 4096  # distinct declarations remembered; past that, start over (sharing only saves memory)
+_shared: dict[Any, Any] = {}
+
+
+def shared(value: T) -> T:
+    """The one stored instance equal to `value` (a frozen declaration, a tuple of exposes...):
+    1,000 identical plugs then hold one copy of their declaration, not 1,000."""
+    try:
+        found = _shared.get(value)
+    except TypeError:  # unhashable: nothing to share
+        return value
+    if found is not None:
+        return found
+    if len(_shared) >= _SHARED_MAX:
+        _shared.clear()
+    _shared[value] = value
+    return value

@@ -12,13 +12,13 @@ from typing import Any
 
 import sqlite_utils
 
-from .model import DeviceInfo, DeviceState, expose_from_json
+from .model import DeviceInfo, DeviceState, expose_from_json, shared
 from .store import Store
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(slots=True)  # one per device: no __dict__ each
 class Device:
     info: DeviceInfo
     state: DeviceState = field(default_factory=DeviceState)
@@ -81,7 +81,8 @@ class Registry:
         self._dirty_state: set[str] = set()
         self._flusher: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._writes: set[asyncio.Task[Any]] = set()
+        self._dirty_defs: set[str] = set()
+        self._def_writer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         rows = await self.store.call(self._load)
@@ -91,7 +92,7 @@ class Registry:
                     id=row["id"], name=row["name"], driver=row["driver"], model=row["model"] or "",
                     manufacturer=row["manufacturer"] or "", room=row["room"] or "",
                     address=row["address"] or "", error=row["error"] or "",
-                    exposes=tuple(expose_from_json(e) for e in json.loads(row["exposes"] or "[]")),
+                    exposes=shared(tuple(expose_from_json(e) for e in json.loads(row["exposes"] or "[]"))),
                 )
                 values = json.loads(state) if state else {}
             except (ValueError, KeyError, TypeError):
@@ -139,32 +140,45 @@ class Registry:
             changed = dev.info != info
             dev.info = info
         if changed:
-            row = {
-                "id": info.id, "driver": info.driver, "name": info.name, "model": info.model,
-                "manufacturer": info.manufacturer, "room": info.room, "address": info.address,
-                "exposes": json.dumps([e.to_json() for e in info.exposes]), "error": info.error,
-                "user_name": dev.user_name, "user_room": dev.user_room, "last_seen": now,
-                "inbox": int(dev.inbox), "ignored": int(dev.ignored),
-            }
-
-            def write(db: sqlite_utils.Database) -> None:
-                existing = db.execute("select first_seen from devices where id = ?", [info.id]).fetchone()
-                row["first_seen"] = existing[0] if existing and existing[0] else now
-                with db.conn:
-                    db["devices"].upsert(row, pk="id")
-
-            self._track(self.store.call(write))
+            dev.state.last_seen = max(dev.state.last_seen, now)
+            self._dirty_defs.add(info.id)
+            if self._def_writer is None:
+                # one writer at a time: a burst of discoveries becomes one transaction
+                self._def_writer = asyncio.get_running_loop().create_task(self._write_definitions())
         return dev, added, changed
 
-    def _track(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._writes.add(task)
-        task.add_done_callback(self._write_done)
+    def _definition_row(self, dev: Device) -> dict[str, Any]:
+        info = dev.info
+        return {
+            "id": info.id, "driver": info.driver, "name": info.name, "model": info.model,
+            "manufacturer": info.manufacturer, "room": info.room, "address": info.address,
+            "exposes": json.dumps([e.to_json() for e in info.exposes]), "error": info.error,
+            "user_name": dev.user_name, "user_room": dev.user_room, "last_seen": dev.state.last_seen,
+            "inbox": int(dev.inbox), "ignored": int(dev.ignored),
+        }
 
-    def _write_done(self, task: "asyncio.Task[Any]") -> None:
-        self._writes.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("saving a device definition failed: %s", task.exception())
+    async def _write_definitions(self) -> None:
+        """Save every changed definition, as of now, in one transaction per round."""
+        try:
+            while self._dirty_defs:
+                ids, self._dirty_defs = self._dirty_defs, set()
+                # rows are built here, on the loop, from the latest in memory (a rename included)
+                rows = [self._definition_row(self.devices[i]) for i in ids if i in self.devices]
+
+                def write(db: sqlite_utils.Database) -> None:
+                    with db.conn:
+                        db["devices"].upsert_all(rows, pk="id")  # columns left out (first_seen) are kept
+                        db.execute("update devices set first_seen = last_seen where first_seen is null")
+
+                try:
+                    await self.store.call(write)
+                except Exception as e:
+                    self._dirty_defs |= ids  # kept for the next round or flush()
+                    log.error("saving %d device definitions failed: %s", len(ids), e)
+                    return
+        finally:
+            if self._def_writer is asyncio.current_task():
+                self._def_writer = None
 
     async def rename(self, device_id: str, name: str | None, room: str | None, *,
                      ignored: bool | None = None, inbox: bool | None = None) -> Device:
@@ -178,24 +192,18 @@ class Registry:
             dev.ignored = ignored
         if name is not None or room is not None or ignored or inbox is False:
             dev.inbox = False
-
-        if self._writes:  # the device's own row first: it may still be on its way to the database
-            await asyncio.gather(*self._writes, return_exceptions=True)
-
-        def write(db: sqlite_utils.Database) -> None:
-            with db.conn:
-                db["devices"].update(device_id, {"user_name": dev.user_name, "user_room": dev.user_room,
-                                                 "inbox": int(dev.inbox), "ignored": int(dev.ignored)})
-
-        await self.store.call(write)
+        self._dirty_defs.add(device_id)  # saved with the whole row: never before the row exists
+        await self.flush_definitions()
+        if device_id in self._dirty_defs:
+            raise RuntimeError(f"could not save the name and room of {device_id}")
         return dev
 
     async def forget(self, device_id: str) -> None:
         """Delete a device and its stored state (the household asked; nothing else deletes)."""
         self.devices.pop(device_id, None)
         self._dirty_state.discard(device_id)
-        if self._writes:  # a pending upsert of this device must not land after the delete
-            await asyncio.gather(*self._writes, return_exceptions=True)
+        self._dirty_defs.discard(device_id)
+        await self.flush_definitions()  # a save of this device in flight must not land after the delete
 
         def write(db: sqlite_utils.Database) -> None:
             with db.conn:
@@ -244,9 +252,15 @@ class Registry:
                 log.exception("saving device state failed; will retry")
                 self._wake.set()
 
+    async def flush_definitions(self) -> None:
+        """Until every changed definition so far is saved (or its save failed and was logged)."""
+        if self._def_writer is not None:
+            await asyncio.shield(self._def_writer)
+        if self._dirty_defs:  # changed since, or a failed round: once more, here
+            await self._write_definitions()
+
     async def flush(self) -> None:
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+        await self.flush_definitions()
         if not self._dirty_state:
             return
         ids, self._dirty_state = self._dirty_state, set()

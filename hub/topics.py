@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:
     """MQTT 3.1.1 §4.7 filter matching; `#` and `+` never match a leading `$` level."""
-    f = topic_filter.split("/")
-    t = topic.split("/")
+    return levels_match(topic_filter.split("/"), topic.split("/"))
+
+
+def levels_match(f: Sequence[str], t: Sequence[str]) -> bool:
+    """`topic_matches` on filter and topic already split at `/` (split once, match many)."""
     if t and t[0].startswith("$") and f and f[0] in ("#", "+"):
         return False
     for i, level in enumerate(f):

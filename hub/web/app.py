@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 HUB = web.AppKey("hub", Hub)
 STATIC = Path(__file__).parent / "static"
 WS_AUTH_TIMEOUT = 10.0  # seconds a WebSocket without a cookie has to send {"type": "auth", "token": ...}
+WS_BATCH = 500  # events per WebSocket frame at most, with ?batch=1
 
 
 def error(status: int, message: str, **fields: Any) -> web.Response:
@@ -125,11 +126,15 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
     Browsers authenticate with the session cookie; other clients with a bearer header or a
     first message {"type": "auth", "token": "hub_..."} (never a token in the URL: URLs end up
-    in logs and browser history)."""
+    in logs and browser history). With `?batch=1` the events that piled up since the last send
+    go as one frame, `{"type": "batch", "events": [...]}`: a thousand devices coming online is
+    a few frames, not thousands, and a browser keeps up instead of being cut off as too slow.
+    """
     hub = request.app[HUB]
     if "token" in request.query:
         return error(400, "tokens in URLs are refused: send {\"type\": \"auth\", \"token\": ...} "
                           "as the first message", field="token")
+    batched = request.query.get("batch") == "1"
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
     who: Principal | None = request[PRINCIPAL]
@@ -145,17 +150,20 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         reader = asyncio.get_running_loop().create_task(_ws_reader(ws, hub, who))
         try:
             while not ws.closed:
-                get = asyncio.ensure_future(sub.get())
+                get = asyncio.ensure_future(sub.get_batch(WS_BATCH) if batched else sub.get())
                 done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
                 if reader in done:
                     get.cancel()
                     break
                 try:
-                    event = get.result()
+                    got = get.result()
                 except Overflow:
                     await ws.close(code=4000, message=b"too slow: reconnect and reload")
                     break
-                await ws.send_json(event.to_json())
+                if batched:
+                    await ws.send_json({"type": "batch", "events": [e.to_json() for e in got]})
+                else:
+                    await ws.send_json(got.to_json())
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
