@@ -248,6 +248,9 @@ class Downloader:
         if dest is not None:
             rename_into(p.path, dest)
             p.placed = True
+            # its blocks are in the placed file now; a kill before this leaves an orphan that
+            # the next pass removes (SyncEngine._clean_partials)
+            p.meta.unlink(missing_ok=True)
 
     def remove(self, job: Job) -> None:
         """Forget a job's partial (after it was installed). Blocking."""

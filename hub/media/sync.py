@@ -308,9 +308,12 @@ class SyncEngine:
         if not d.is_dir():
             return set()
         left = set()
-        for f in d.iterdir():
+        files = list(d.iterdir())
+        names = {f.name for f in files}
+        for f in files:
             base = f.name[: -len(".json")] if f.name.endswith(".json") else f.name
-            if base not in keep:
+            # a sidecar without its partial is left from a kill after the partial was placed
+            if base not in keep or (base != f.name and base not in names):
                 f.unlink(missing_ok=True)
             else:
                 left.add(f.name)

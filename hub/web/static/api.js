@@ -56,9 +56,13 @@ export function connect(onEvent, onStatus) {
   let attempt = 0;
   const open = () => {
     const proto = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${proto}://${location.host}/api/ws`);  // the session cookie signs it in
+    // the session cookie signs it in; batch=1: what piled up since the last send comes as one frame
+    const ws = new WebSocket(`${proto}://${location.host}/api/ws?batch=1`);
     ws.onopen = () => { attempt = 0; onStatus("live"); };
-    ws.onmessage = (m) => onEvent(JSON.parse(m.data));
+    ws.onmessage = (m) => {
+      const ev = JSON.parse(m.data);
+      if (ev.type === "batch") ev.events.forEach(onEvent); else onEvent(ev);
+    };
     ws.onclose = (e) => {
       onStatus("down");
       // a refused upgrade says nothing: ask the API, which answers 401 clearly
