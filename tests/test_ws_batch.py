@@ -10,8 +10,8 @@ from tests.conftest import RunningHub
 
 
 async def test_a_burst_arrives_in_order_in_few_frames(running: RunningHub) -> None:
-    async with aiohttp.ClientSession() as s:
-        async with s.ws_connect(f"{running.url}/api/ws?batch=1&token={running.token}") as ws:
+    async with aiohttp.ClientSession(headers=running.headers) as s:
+        async with s.ws_connect(f"{running.url}/api/ws?batch=1") as ws:
             assert (await ws.receive_json())["type"] == "snapshot"
             for i in range(1500):  # one turn of the loop: what 1,000 devices coming online looks like
                 running.hub.bus.publish("state", id=f"dev-{i:04d}", state={"on": True})
@@ -27,8 +27,8 @@ async def test_a_burst_arrives_in_order_in_few_frames(running: RunningHub) -> No
 
 
 async def test_without_batch_each_event_is_its_own_frame(running: RunningHub) -> None:
-    async with aiohttp.ClientSession() as s:
-        async with s.ws_connect(f"{running.url}/api/ws?token={running.token}") as ws:
+    async with aiohttp.ClientSession(headers=running.headers) as s:
+        async with s.ws_connect(f"{running.url}/api/ws") as ws:
             assert (await ws.receive_json())["type"] == "snapshot"
             running.hub.bus.publish("state", id="dev-1", state={"on": True})
             running.hub.bus.publish("state", id="dev-2", state={"on": False})
