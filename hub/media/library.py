@@ -278,7 +278,7 @@ def query(db: sqlite_utils.Database, kind: str | None, q: str | None, limit: int
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     total = db.execute(f"SELECT count(*) FROM media {clause}", args).fetchone()[0]
     cur = db.execute(
-        f"SELECT * FROM media {clause} ORDER BY server_modified DESC, id DESC LIMIT ? OFFSET ?", [*args, limit, offset]
+        f"SELECT * FROM media {clause} ORDER BY server_modified DESC, local_path ASC LIMIT ? OFFSET ?", [*args, limit, offset]
     )
     cols = [d[0] for d in cur.description]
     items = [_public(dict(zip(cols, r))) for r in cur.fetchall()]
