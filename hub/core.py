@@ -254,7 +254,11 @@ class Hub:
     async def rename_device(self, device_id: str, name: str | None, room: str | None, *,
                             ignored: bool | None = None, inbox: bool | None = None) -> Device:
         """The household's name, room, or "ignore" for a device: saved, announced, kept over the driver's."""
+        if self.registry.get(device_id) is None:
+            raise DeviceNotFound(device_id)
         dev = await self.registry.rename(device_id, name, room, ignored=ignored, inbox=inbox)
+        if self.registry.get(device_id) is not dev:  # forgotten while the rename was being saved
+            raise DeviceNotFound(device_id)
         self.bus.publish("device_updated", device=dev.to_json())
         self._publish_definition(dev)
         return dev

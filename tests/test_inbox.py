@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-
 import asyncio
 import json
 from pathlib import Path
 
 import aiohttp
 import aiomqtt
+import pytest
 import sqlite_utils
 
 from hub.model import Binary, DeviceInfo
@@ -120,3 +119,23 @@ async def test_new_device_lands_in_the_inbox_is_named_and_the_name_shows_on_mqtt
     finally:
         await peer.stop()
         await aiozc.async_close()
+
+
+async def test_a_rename_racing_a_forget_says_the_device_is_gone(running: RunningHub) -> None:
+    """Found by schemathesis: a PATCH while another request forgets the same device was a 500."""
+    from hub.core import DeviceNotFound
+    from hub.model import Access
+
+    hub = running.hub
+    hub.device_found(DeviceInfo(id="racer", name="Racer", driver="homie",
+                                exposes=(Binary(name="on", access=Access.STATE | Access.SET),)))
+    rename = asyncio.create_task(hub.rename_device("racer", "Renamed", None))
+    await asyncio.sleep(0)  # the rename now waits for its save
+    await hub.forget_device("racer")
+    with pytest.raises(DeviceNotFound):
+        await rename  # not a rename of a device that no longer exists
+    with pytest.raises(DeviceNotFound):
+        await hub.rename_device("racer", "Again", None)  # was a KeyError (500)
+    async with aiohttp.ClientSession(running.url, headers=running.headers) as s:
+        async with s.patch("/api/devices/racer", json={"name": "x"}) as r:
+            assert r.status == 404

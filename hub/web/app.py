@@ -90,8 +90,11 @@ async def patch_device(request: web.Request) -> web.Response:
         err = e.errors()[0]
         field = ".".join(str(x) for x in err["loc"]) or "body"
         return error(422, f"{field}: {err['msg']}", field=field, rule=err["msg"])
-    dev = await request.app[HUB].rename_device(dev.id, patch.name, patch.room, ignored=patch.ignored,
-                                               inbox=patch.inbox)
+    try:
+        dev = await request.app[HUB].rename_device(dev.id, patch.name, patch.room, ignored=patch.ignored,
+                                                   inbox=patch.inbox)
+    except DeviceNotFound:  # forgotten meanwhile by another request
+        return error(404, f"no device {dev.id!r}")
     return web.json_response(dev.to_json())
 
 
