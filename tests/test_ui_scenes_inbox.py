@@ -175,3 +175,15 @@ async def test_device_page_history_rename_details_and_forget(running: RunningHub
             await expect(p.get_by_text("No scenes yet.")).to_be_visible()
 
         await screenshots(browser, running, "#/scenes", "scenes-empty", scenes_ready)
+
+
+async def test_a_scene_names_the_film_it_plays(running: RunningHub, browser, tmp_path: Path) -> None:  # noqa: F811
+    async with household(running, tmp_path) as home:
+        film = next(m for m in home.media.values() if m["kind"] == "video")
+        async with aiohttp.ClientSession(running.url, headers=running.headers) as s:
+            async with s.post("/api/scenes", json={"name": "Film", "states": {home.projector_id: {"power": True}},
+                                                   "play": {"media": film["id"], "device": home.projector_id}}) as r:
+                assert r.status == 201, await r.text()
+        # straight to the scenes page: the library view was never opened on this page
+        page = await open_page(browser, running, "#/scenes")
+        await expect(page.get_by_text(f"then play {film['name']} on Pico Projector")).to_be_visible()

@@ -23,6 +23,11 @@ export function mediaTitle(url, onLoaded) {
   return "…";
 }
 
+/** The library's names, for views that show what a scene plays (loaded once per page view). */
+export function loadMediaNames() {
+  return loadPage({});
+}
+
 async function loadPage({ kind = "", q = "" }) {
   const params = new URLSearchParams({ limit: "500" });
   if (kind) params.set("kind", kind);

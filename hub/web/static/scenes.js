@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { el, expose, fmt, label, placement, settable } from "./format.js";
-import { mediaById, projectors } from "./library.js";
+import { loadMediaNames, mediaById, projectors } from "./library.js";
 import { devices, on } from "./store.js";
 
 const RESULT_WORDS = { confirmed: "Confirmed", not_confirmed: "Not confirmed", offline: "Offline", error: "Error" };
@@ -87,6 +87,8 @@ function sceneCard(scene) {
 
 async function load() {
   try { scenes = await api("/api/scenes"); } catch (err) { list.replaceChildren(el("p", { class: "hint", text: `Scenes are not available: ${err.message}` })); return; }
+  // a scene that plays a film names it, and the editor offers the films: both need the library
+  if (!mediaById.size) await loadMediaNames().catch(() => {});
   list.replaceChildren(...scenes.map(sceneCard));
   if (!scenes.length) list.append(el("p", { class: "hint", text: "No scenes yet." }));
 }
