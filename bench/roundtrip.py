@@ -65,7 +65,8 @@ class HubProcess:
         self.token = create_token(self.data / "hub.db", "bench")
         self.env = {**os.environ, "HUB_MQTT_URL": broker.url, "HUB_HTTP_HOST": "127.0.0.1",
                     "HUB_HTTP_PORT": str(self.port), "HUB_DISCOVERY_INTERFACES": "127.0.0.1",
-                    "HUB_LOG_LEVEL": "warning"}
+                    "HUB_LOG_LEVEL": "warning",
+                    "HUB_INBOX": "false"}  # the bench's devices are the household's own (as in the demo)
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 

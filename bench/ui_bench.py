@@ -116,17 +116,41 @@ async def first_paint(page, url: str, count: int) -> float:
     return await page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(performance.now()))))")
 
 
+async def login_paint(page, url: str) -> float:
+    """The floor for first paint, same run: this browser loading and painting the hub's sign-in page."""
+    await page.context.clear_cookies()
+    await page.goto(f"{url}/login")
+    await page.wait_for_selector("#login-form:not([hidden])")
+    return await page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(performance.now()))))")
+
+
 async def stream(broker: Broker, page, sensors: list[str], probes: list[str], rate: int, seconds: float) -> None:
     topics = {d: await temperature_topic(broker, d) for d in {*probes, sensors[0]}}
     node = topics[sensors[0]].split("/")[3]
     for d in sensors:
         topics.setdefault(d, f"homie/5/{d}/{node}/temperature")
     await page.evaluate(WATCH, probes)
-    sent: list[tuple[str, str, float]] = []
+    sent: list[tuple[str, str, float, str]] = []  # device, text on the card, sent at (ms), payload
     total = int(rate * seconds)
     probe_every = max(1, rate // 20)  # 20 probes a second among the stream
     rng = random.Random(7)
     k = 0
+    # the floor, same run: a bare MQTT subscriber on the probes' topics (broker delivery alone)
+    floor_seen: list[tuple[str, str, float]] = []
+    probe_topics = {topics[d]: d for d in probes}
+
+    async def bare_subscriber(ready: asyncio.Event) -> None:
+        async with aiomqtt.Client("127.0.0.1", broker.port) as sub:
+            for t in probe_topics:
+                await sub.subscribe(t)
+            ready.set()
+            async for m in sub.messages:
+                if not m.retain:
+                    floor_seen.append((probe_topics[m.topic.value], m.payload.decode(), time.time() * 1000))
+
+    ready = asyncio.Event()
+    watcher = asyncio.create_task(bare_subscriber(ready))
+    await asyncio.wait_for(ready.wait(), 10)
     async with aiomqtt.Client("127.0.0.1", broker.port) as c:
         t0 = time.perf_counter()
         for i in range(total):
@@ -134,7 +158,7 @@ async def stream(broker: Broker, page, sensors: list[str], probes: list[str], ra
                 d = probes[k % len(probes)]
                 k += 1
                 v = 30 + (k % 600) / 10  # a new value each time on that card
-                sent.append((d, js_number(v) + " °C", time.time() * 1000))
+                sent.append((d, js_number(v) + " °C", time.time() * 1000, f"{v:.1f}"))
             else:
                 d = rng.choice(sensors)
                 v = rng.uniform(15, 25)
@@ -144,12 +168,17 @@ async def stream(broker: Broker, page, sensors: list[str], probes: list[str], ra
                 await asyncio.sleep(lag)
         took = time.perf_counter() - t0
     await asyncio.sleep(1.0)  # the last frames
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
     seen = await page.evaluate("window.__seen")
     long_tasks = await page.evaluate("window.__long")
     ws = await page.evaluate("window.__ws")
-    lat, to_page, to_screen = [], [], []
+    lat, to_page, to_screen, floor = [], [], [], []
     missed = 0
-    for d, text, t in sent:
+    for d, text, t, payload in sent:
+        bare = next((f[2] for f in floor_seen if f[0] == d and f[1] == payload and f[2] >= t - 1), None)
+        if bare is not None:
+            floor.append(bare - t)
         hit = next((s[2] for s in seen if s[0] == d and s[1] == text and s[2] >= t - 1), None)
         came = next((a[2] for a in ws["arrived"] if a[0] == d and js_number(a[1]) + " °C" == text and a[2] >= t - 1), None)
         if came is not None:
@@ -161,6 +190,9 @@ async def stream(broker: Broker, page, sensors: list[str], probes: list[str], ra
             if came is not None:
                 to_screen.append(hit - came)
     print(f"  streamed {total} values in {took:.1f} s ({total / took:.0f}/s), {len(sent)} of them probes")
+    if lat and floor:
+        print(f"  floor, same run: MQTT publish -> a bare subscriber: p50 {statistics.median(floor):6.1f} ms"
+              f"  p99 {pct(floor, 99):6.1f} ms  (card / floor at p50: {statistics.median(lat) / max(statistics.median(floor), 0.01):.1f}x)")
     if lat:
         print(f"  MQTT publish -> new value in the card: n={len(lat)}  p50 {statistics.median(lat):6.1f} ms"
               f"  p99 {pct(lat, 99):6.1f} ms  max {max(lat):6.1f} ms  (not seen: {missed})")
@@ -205,8 +237,12 @@ async def main() -> None:
                 await page.add_init_script(SOCKET_SPY)
                 print(f"\n1. first paint of {known} cards (navigation -> every card in, next frame painted)")
                 paints = [await first_paint(page, hub.url, known) for _ in range(3)]
+                floors = [await login_paint(page, hub.url) for _ in range(3)]
                 print("  " + ", ".join(f"{x:.0f} ms" for x in paints))
+                print(f"  floor, same run: the sign-in page painted in {statistics.median(floors):.0f} ms; "
+                      f"{known} cards take {statistics.median(paints) / statistics.median(floors):.1f}x that")
                 print(f"\n2. MQTT -> screen while {args.rate} values a second stream in for {args.seconds:.0f} s")
+                await first_paint(page, hub.url, known)  # signed in again after the floor's sign-out
                 # probes: the first sensors on the screen, in page order
                 on_page = await page.evaluate("[...document.querySelectorAll('article.card')].map(c => c.dataset.id)")
                 sensors = [i for i in on_page if i in ids and "sensor" in i]

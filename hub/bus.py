@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +98,18 @@ class Bus:
         sub = Subscription(self, maxsize)
         self._subs.add(sub)
         return sub
+
+    async def wait_until(self, pred: Callable[[], bool], timeout: float) -> bool:
+        """Wait for pred() to hold, re-checking after each event (no polling); False when time is up."""
+        with self.subscribe(maxsize=100_000) as sub:
+            async def loop() -> None:
+                while not pred():
+                    await sub.get()
+            try:
+                await asyncio.wait_for(loop(), timeout)
+            except asyncio.TimeoutError:
+                return False
+        return True
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)

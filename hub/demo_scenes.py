@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -67,19 +67,6 @@ def all_off(devices: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return {"name": "All off", "states": states}
 
 
-async def _until(hub: Hub, pred: Callable[[], bool], timeout: float) -> bool:
-    """Wait for pred() to hold, re-checking after each hub event; False when the time is up."""
-    with hub.bus.subscribe(maxsize=100_000) as sub:
-        async def loop() -> None:
-            while not pred():
-                await sub.get()
-        try:
-            await asyncio.wait_for(loop(), timeout)
-        except asyncio.TimeoutError:
-            return False
-    return True
-
-
 async def seed(hub: Hub, url: str, token: str, timeout: float = 60.0, quiet: float = 2.0) -> list[str]:
     """Create the demo's scenes through the API unless they exist; returns the names created.
 
@@ -94,7 +81,7 @@ async def seed(hub: Hub, url: str, token: str, timeout: float = 60.0, quiet: flo
         devs = [d.to_json() for d in hub.registry.devices.values()]
         return any(map(_is_projector, devs)) and any(map(_is_light, devs)) and any(map(_is_cover, devs))
 
-    if not await _until(hub, devices_known, timeout):
+    if not await hub.bus.wait_until(devices_known, timeout):
         log.warning("demo scenes: the projector, a light or a blind did not appear within %.0f s", timeout)
     await _quiet(hub, "device_added", quiet, max(0.0, deadline - loop.time()))
     created: list[str] = []

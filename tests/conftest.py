@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -82,14 +81,8 @@ async def running(request: pytest.FixtureRequest, tmp_path: Path, broker: Broker
 
 async def until(hub: Hub, pred: Callable[[], bool], timeout: float = 10, what: str = "condition") -> None:
     """Wait until pred() holds, re-checking after each hub event (no polling, no sleeps)."""
-    with hub.bus.subscribe(maxsize=100_000) as sub:
-        async def loop() -> None:
-            while not pred():
-                await sub.get()
-        try:
-            await asyncio.wait_for(loop(), timeout)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"timed out waiting for {what}") from None
+    if not await hub.bus.wait_until(pred, timeout):
+        raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
