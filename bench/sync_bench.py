@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from hub.media.auth import TokenFile, link  # noqa: E402
 from hub.media.client import CloudClient  # noqa: E402
 from hub.media.auth import TokenSource  # noqa: E402
-from hub.media.clock import SystemClock  # noqa: E402
+from hub.clock import SystemClock  # noqa: E402
 from hub.media.sync import SyncEngine, SyncPolicy  # noqa: E402
 from hub.store import Store  # noqa: E402
 

@@ -1,21 +1,26 @@
-"""Homie 5 driver: any self-describing Homie device found by mDNS (`_homie._tcp`) becomes a device."""
+"""Homie 5 driver: any self-describing Homie device on the broker becomes a device.
+
+Found over MQTT alone (`homie/5/+/$state`, as every Homie implementation publishes it); an mDNS
+`_homie._tcp` record is a hint that adds a room and an address. Homie 5 in brief: retained
+`$description` (JSON: nodes → properties), `$state` (init, ready, disconnected, sleeping, lost),
+values at `<node>/<property>`, commands to `…/set`, the target a device moves to at `…/$target`,
+and removal by clearing the retained `$state`.
+"""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
-from hub.driver import Discovered, Driver
+from hub.driver import Claim, DeviceUnreachable, Discovered, Driver, DriverContext, MqttSeen, Priority, Wire, Wiring
 from hub.model import DeviceInfo, shared
 
 from .homie_mapping import HOMIE_ID, Description, decode_value, encode_value, parse_description, parse_topic, to_expose
 
-log = logging.getLogger(__name__)
-
 ROOT = "homie/5/"
-MAX_CACHED = 10_000  # devices seen on MQTT but not (yet) by mDNS
+MAX_CACHED = 10_000  # devices known on the broker, reported or not
 ONLINE_STATES = {"ready"}
 
 
@@ -23,20 +28,29 @@ ONLINE_STATES = {"ready"}
 class _Device:
     id: str
     description: Description | None = None
+    wiring: Wiring | None = None
     description_error: str = ""
     state: str = ""
     raw_values: dict[str, bytes] = field(default_factory=dict)
-    seen: Discovered | None = None  # set once mDNS has found it: only then is it reported
+    claimed: bool = False  # the hub gave it to this driver: only then is it reported
+    hint: Discovered | None = None  # its mDNS record, if it has one
+
+
+def _wiring(desc: Description) -> Wiring:
+    """Each property is a wire: key `node/prop`, Homie payloads ⇄ expose values."""
+    return Wiring(Wire(to_expose(p), p.topic_suffix, partial(encode_value, p), partial(decode_value, p))
+                  for p in desc.properties)
 
 
 class HomieDriver(Driver):
-    """Generic: a more specific driver may claim a Homie service first (the projector's player)."""
+    """Generic: a more specific driver may claim a Homie device first (the projector's player)."""
 
     name: ClassVar[str] = "homie"
-    generic: ClassVar[bool] = True
+    priority: ClassVar[int] = Priority.GENERIC
     service_types: ClassVar[tuple[str, ...]] = ("_homie._tcp.local.",)
+    mqtt_discovery: ClassVar[tuple[str, ...]] = (ROOT + "+/$state",)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: DriverContext) -> None:
         super().__init__(ctx)
         self._devices: dict[str, _Device] = {}
 
@@ -46,7 +60,14 @@ class HomieDriver(Driver):
     async def stop(self) -> None:
         self.ctx.mqtt.unsubscribe(ROOT + "#", self._on_message)
 
-    def identify(self, seen: Discovered) -> str | None:
+    # -- discovery -----------------------------------------------------------------------------------
+
+    def identify(self, seen: Discovered | MqttSeen) -> Claim | None:
+        if isinstance(seen, MqttSeen):
+            t = parse_topic(seen.topic, ROOT)
+            if t is None or t.kind != "state" or not seen.payload or len(t.device_id) > 64:
+                return None  # an empty $state is a removal: _on_message handles it
+            return Claim(t.device_id, "homie:" + t.device_id)
         device_id = seen.txt.get("id", "")
         if not device_id:
             raise ValueError("TXT record has no id")
@@ -55,7 +76,20 @@ class HomieDriver(Driver):
         topic = seen.txt.get("topic", ROOT + device_id)
         if topic.rstrip("/") != ROOT + device_id:
             raise ValueError(f"TXT topic {topic[:80]!r} is not {ROOT}{device_id}")
-        return device_id
+        return Claim(device_id, "homie:" + device_id)
+
+    async def seen(self, device_id: str, seen: Discovered | MqttSeen) -> None:
+        dev = self._device(device_id)
+        if dev is None:
+            return
+        dev.claimed = True
+        if isinstance(seen, Discovered):
+            dev.hint = seen
+        self._report(dev)
+
+    async def released(self, device_id: str) -> None:
+        if (dev := self._devices.get(device_id)) is not None:
+            dev.claimed = False
 
     def _device(self, device_id: str) -> _Device | None:
         dev = self._devices.get(device_id)
@@ -65,85 +99,84 @@ class HomieDriver(Driver):
             dev = self._devices[device_id] = _Device(device_id)
         return dev
 
-    async def seen(self, device_id: str, seen: Discovered) -> None:
-        dev = self._device(device_id)
-        if dev is None:
-            return
-        dev.seen = seen
-        self._report(dev)
-
     def _report(self, dev: _Device) -> None:
-        """Tell the core about the device once mDNS found it and it has described itself."""
-        if dev.seen is None or (dev.description is None and not dev.description_error):
+        """Tell the hub about a claimed device once it has described itself (or failed to)."""
+        if not dev.claimed or (dev.description is None and not dev.description_error):
             return
-        desc = dev.description
-        exposes = shared(tuple(to_expose(p) for p in desc.properties)) if desc else ()
+        desc, hint = dev.description, dev.hint
+        txt = hint.txt if hint is not None else {}
         self.ctx.device_found(DeviceInfo(
-            id=dev.id, driver=self.name, exposes=exposes,
-            name=(desc.name if desc and desc.name else dev.seen.txt.get("name", "")) or dev.id,
-            model=(desc.type if desc else "") or dev.seen.txt.get("type", "") or "homie",
-            manufacturer="Homie 5", room=dev.seen.txt.get("room", ""), address=dev.seen.address,
+            id=dev.id, driver=self.name, exposes=shared(dev.wiring.exposes) if dev.wiring else (),
+            name=(desc.name if desc and desc.name else txt.get("name", "")) or dev.id,
+            model=(desc.type if desc else "") or txt.get("type", "") or "homie",
+            manufacturer="Homie 5", room=txt.get("room", ""), address=hint.address if hint else "",
             error=dev.description_error,
         ))
-        if desc is not None:
-            self._decode_values(dev, dict(dev.raw_values))
+        if dev.wiring is not None and dev.raw_values:
+            self.ctx.report(dev.id, dev.wiring, dict(dev.raw_values))
         self.ctx.availability_changed(dev.id, dev.state in ONLINE_STATES, f"$state {dev.state or 'unknown'}")
+
+    # -- the device's messages ------------------------------------------------------------------------
 
     def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
         t = parse_topic(topic, ROOT)
         if t is None or t.kind in ("set", "other"):
             return
+        if t.kind == "state" and not payload:
+            self._removed(t.device_id)
+            return
         dev = self._device(t.device_id)
         if dev is None:
             return
         if t.kind == "description":
-            if not payload:
-                return  # retained message cleared: the device was removed from the broker
-            try:
-                dev.description = parse_description(payload)
-                dev.description_error = ""
-            except ValueError as e:
-                dev.description_error = f"invalid $description: {e}"
-                if dev.seen is not None:
-                    self.ctx.device_error(dev.id, dev.description_error)
-            self._report(dev)
+            self._described(dev, payload)
         elif t.kind == "state":
             dev.state = payload.decode("utf-8", errors="replace")[:32]
-            if dev.seen is not None and (dev.description or dev.description_error):
+            if dev.claimed and (dev.description or dev.description_error):
                 self.ctx.availability_changed(dev.id, dev.state in ONLINE_STATES, f"$state {dev.state}")
         elif t.kind == "value":
+            if not payload:
+                dev.raw_values.pop(t.suffix, None)  # a cleared retained value: nothing to report
+                return
             dev.raw_values[t.suffix] = payload
-            if dev.seen is not None and dev.description is not None:
-                self._decode_values(dev, {t.suffix: payload})
-        elif t.kind == "target" and dev.seen is not None and dev.description is not None:
-            prop = dev.description.by_topic().get(t.suffix)
-            if prop is not None:
-                try:
-                    self.ctx.target_accepted(dev.id, {prop.expose_name: decode_value(prop, payload)})
-                except ValueError as e:
-                    self.ctx.device_error(dev.id, str(e))
+            if dev.claimed and dev.wiring is not None:
+                self.ctx.report(dev.id, dev.wiring, {t.suffix: payload})
+        elif t.kind == "target" and dev.claimed and dev.wiring is not None and payload:
+            values, problems = dev.wiring.decode({t.suffix: payload})
+            for problem in problems:
+                self.ctx.device_error(dev.id, problem)
+            if values:
+                self.ctx.target_accepted(dev.id, values)
 
-    def _decode_values(self, dev: _Device, raw: Mapping[str, bytes]) -> None:
-        assert dev.description is not None
-        props = dev.description.by_topic()
-        values: dict[str, Any] = {}
-        for suffix, payload in raw.items():
-            prop = props.get(suffix)
-            if prop is None or not payload:
-                continue
-            try:
-                values[prop.expose_name] = decode_value(prop, payload)
-            except ValueError as e:
-                self.ctx.device_error(dev.id, f"dropped a bad value: {e}")
-        if values:
-            self.ctx.state_changed(dev.id, values)
+    def _described(self, dev: _Device, payload: bytes) -> None:
+        if not payload:
+            return  # the description is being cleared: the empty $state that removes it comes first
+        try:
+            desc = parse_description(payload)
+        except ValueError as e:
+            dev.description, dev.wiring = None, None
+            dev.description_error = f"invalid $description: {e}"
+            if dev.claimed:
+                self.ctx.device_error(dev.id, dev.description_error)
+        else:
+            if dev.description is not None and desc.version != dev.description.version:
+                # a new version may rename or drop properties: keep only values it still has
+                keep = desc.by_topic()
+                dev.raw_values = {k: v for k, v in dev.raw_values.items() if k in keep}
+            dev.description, dev.wiring, dev.description_error = desc, _wiring(desc), ""
+        self._report(dev)
+
+    def _removed(self, device_id: str) -> None:
+        """Homie 5: clearing the retained `$state` removes the device."""
+        dev = self._devices.pop(device_id, None)
+        if dev is not None and dev.claimed:
+            self.ctx.device_removed(device_id)
+
+    # -- commands ------------------------------------------------------------------------------------
 
     async def send(self, device_id: str, values: Mapping[str, Any]) -> None:
         dev = self._devices.get(device_id)
-        if dev is None or dev.description is None:
-            raise ValueError(f"{device_id} has not described itself")
-        props = dev.description.by_expose()
-        for name, value in values.items():
-            prop = props[name]
-            await self.ctx.mqtt.publish(f"{ROOT}{device_id}/{prop.topic_suffix}/set",
-                                        encode_value(prop, value), qos=1, retain=False)
+        if dev is None or dev.wiring is None:
+            raise DeviceUnreachable(f"{device_id} has not described itself")
+        for suffix, payload in dev.wiring.encode(values).items():
+            await self.ctx.mqtt.publish(f"{ROOT}{device_id}/{suffix}/set", payload, qos=1, retain=False)

@@ -3,26 +3,24 @@
 The projector's media player (Homie 5, `_homie._tcp` with TXT `type=media-player` and the
 projector's `mac`) is merged into the same device as `media_*` exposes.
 
-Options: `ctx.options["pjlink"]` when the core provides it, overridden by constructor keywords
-(same keys): `passwords` {mac or device id: password}, env
-`HUB_PJLINK_PASSWORD` as the fallback password; `search_address` (e.g. "255.255.255.255",
-None = no search), `port` (TCP and search port, 4352), `notify_port` (UDP port for Class 2
-notifications, None = don't listen), `udp_host`, `poll_interval`, `transition_poll`,
-`search_interval`, `timeout`, `backoff` (initial, max seconds).
+Options (`[drivers.pjlink]`, see `PJLinkDriver.Options`): passwords by MAC or device id, a
+fallback password (default: env `HUB_PJLINK_PASSWORD`), the search address, ports and timings.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from hub.driver import DeviceUnreachable, Discovered, Driver
-from hub.model import Access, Action, Binary, DeviceInfo, Enum, Expose, InvalidCommand, NotNow, Numeric
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from hub.driver import (
+    Claim, DeviceRejected, DeviceUnreachable, Discovered, Driver, DriverContext, MqttSeen, Poller, Priority,
+)
+from hub.model import Access, Action, Binary, DeviceInfo, Enum, Expose, NotNow, Numeric
 
 from . import pjlink_codec as pj
 from .pjlink_client import PJLinkClient
@@ -43,34 +41,28 @@ def device_id_for(mac: str) -> str:
     return "projector-" + pj.normalize_mac(mac)
 
 
-class Backoff:
-    """Exponential reconnect delays (initial, doubled, capped); pure, so tests need no clock."""
+class Options(BaseModel):
+    """`[drivers.pjlink]`."""
 
-    def __init__(self, initial: float = 1.0, maximum: float = 60.0) -> None:
-        self.initial, self.maximum = initial, maximum
-        self._next = initial
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def next(self) -> float:
-        delay, self._next = self._next, min(self._next * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
-
-
-@dataclass(frozen=True)
-class Options:
-    passwords: Mapping[str, str] = field(default_factory=dict)
-    default_password: str | None = None
-    search_address: str | None = None
-    port: int = 4352
-    notify_port: int | None = 4352
+    passwords: dict[str, SecretStr] = Field(default_factory=dict)  # by MAC (any notation) or device id
+    default_password: SecretStr | None = Field(
+        default_factory=lambda: SecretStr(pw) if (pw := os.environ.get("HUB_PJLINK_PASSWORD")) else None)
+    search_address: str | None = None  # e.g. "255.255.255.255"; None: no Class 2 search
+    port: int = Field(4352, ge=1, le=65535)  # TCP and search port
+    notify_port: int | None = Field(4352, ge=0, le=65535)  # UDP for Class 2 notifications; None: don't listen
     udp_host: str = "0.0.0.0"
-    poll_interval: float = 30.0
-    transition_poll: float = 1.0  # while warming/cooling, ask POWR this often
-    search_interval: float = 300.0
-    timeout: float = 5.0
-    backoff: tuple[float, float] = (1.0, 60.0)
+    poll_interval: float = Field(30.0, gt=0)
+    transition_poll: float = Field(1.0, gt=0)  # while warming/cooling, ask POWR this often
+    search_interval: float = Field(300.0, gt=0)
+    timeout: float = Field(5.0, gt=0)
+    backoff: tuple[float, float] = (1.0, 60.0)  # initial and longest retry delay, seconds
+
+    @field_validator("passwords")
+    @classmethod
+    def _keys_lower(cls, v: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        return {k.lower(): pw for k, pw in v.items()}
 
 
 @dataclass
@@ -94,10 +86,8 @@ class _Projector:
     values: dict[str, Any] = field(default_factory=dict)
     unsupported: set[str] = field(default_factory=set)
     static_loaded: bool = False
-    online: bool | None = None
     client: PJLinkClient | None = None
-    task: asyncio.Task[None] | None = None
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    poller: Poller | None = None
     player: MediaPlayer | None = None
     announced: DeviceInfo | None = None
     reported_error: str = ""
@@ -107,21 +97,20 @@ class PJLinkDriver(Driver):
     """Projectors over PJLink Class 1/2 plus their Homie media player, as one device each."""
 
     name: ClassVar[str] = "pjlink"
+    priority: ClassVar[int] = Priority.SPECIFIC  # takes the projector's Homie player from the Homie driver
     service_types: ClassVar[tuple[str, ...]] = (PJLINK_SERVICE, HOMIE_SERVICE)
+    Options: ClassVar[type[BaseModel]] = Options
+    options: Options
 
-    def __init__(self, ctx: Any, **options: Any) -> None:
+    def __init__(self, ctx: DriverContext) -> None:
         super().__init__(ctx)
-        self.options_in = options
-        self.options = Options()
         self.udp: PJLinkUdp | None = None
         self._projectors: dict[str, _Projector] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
 
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        self.options = _options(self.ctx, self.options_in)
         o = self.options
         if o.notify_port is not None or o.search_address:
             self.udp = PJLinkUdp(self._on_udp, host=o.udp_host, port=o.notify_port or 0)
@@ -131,15 +120,13 @@ class PJLinkDriver(Driver):
                 log.warning("pjlink: cannot listen on UDP %s:%s (%s); polling only", o.udp_host, o.notify_port, e)
                 self.udp = None
         if o.search_address and self.udp is not None:
-            self._spawn(self._search_loop(), "pjlink-search")
+            self.ctx.spawn(self._search_loop(), "search")
 
     async def stop(self) -> None:
         self._stopping = True
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         for p in self._projectors.values():
+            if p.poller is not None:
+                await p.poller.stop()
             if p.client is not None:
                 await p.client.close()
             if p.player is not None:
@@ -148,20 +135,17 @@ class PJLinkDriver(Driver):
             await self.udp.stop()
             self.udp = None
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     # ---------------------------------------------------------------- discovery
 
-    def identify(self, seen: Discovered) -> str | None:
+    def identify(self, seen: Discovered | MqttSeen) -> str | Claim | None:
+        if not isinstance(seen, Discovered):
+            return None
         if seen.service_type == HOMIE_SERVICE:
-            if seen.txt.get("type") != "media-player" or not seen.txt.get("mac"):
+            if seen.txt.get("type") != "media-player" or not seen.txt.get("mac") or not seen.txt.get("id"):
                 return None  # not a projector's player: the generic Homie driver takes it
             try:
-                return device_id_for(seen.txt["mac"])
+                # the same thing the Homie driver names it by: this claim outranks its claim
+                return Claim(device_id_for(seen.txt["mac"]), "homie:" + seen.txt["id"])
             except ValueError:
                 return None
         if seen.service_type == PJLINK_SERVICE:
@@ -197,8 +181,8 @@ class PJLinkDriver(Driver):
         p = self._projectors.get(device_id)
         if p is None:
             return
-        if p.host:
-            p.wake.set()
+        if p.poller is not None:
+            p.poller.wake()
         else:
             self.ctx.availability_changed(device_id, False, "mDNS goodbye")
 
@@ -230,18 +214,22 @@ class PJLinkDriver(Driver):
         else:
             p.client.retarget(host, port, password)
         p.host, p.port = host, port
-        if p.task is None or p.task.done():
-            p.task = self._spawn(self._run(p), f"pjlink-{device_id}")
+        if p.poller is None:
+            o = self.options
+            p.poller = Poller(self.ctx, p.id, lambda: self._poll_once(p), interval=o.poll_interval, backoff=o.backoff)
+        if p.poller.running:
+            p.poller.wake()
         else:
-            p.wake.set()
+            p.poller.start()
         self._announce(p)
 
     def _password(self, p: _Projector) -> str | None:
         pw = self.options.passwords
         for key in (p.id, p.mac, ":".join(p.mac[i:i + 2] for i in range(0, 12, 2))):
             if key in pw:
-                return pw[key]
-        return self.options.default_password
+                return pw[key].get_secret_value()
+        default = self.options.default_password
+        return default.get_secret_value() if default is not None else None
 
     # ---------------------------------------------------------------- the device definition
 
@@ -282,31 +270,18 @@ class PJLinkDriver(Driver):
 
     # ---------------------------------------------------------------- polling
 
-    async def _run(self, p: _Projector) -> None:
-        """Poll slowly (notifications do the fast path); back off while unreachable."""
+    async def _poll_once(self, p: _Projector) -> float:
+        """One round for the Poller: identity once, then state; fast while warming or cooling
+        (notifications do the fast path otherwise)."""
+        try:
+            if not p.static_loaded:
+                await self._load_static(p)
+            await self._poll(p)
+        except pj.AuthenticationFailed as e:
+            self._error(p, f"PJLink authentication failed: {e}")
+            raise DeviceUnreachable("authentication failed") from None
         o = self.options
-        backoff = Backoff(*o.backoff)
-        while True:
-            p.wake.clear()
-            try:
-                if not p.static_loaded:
-                    await self._load_static(p)
-                await self._poll(p)
-                backoff.reset()
-                self._set_online(p, True)
-                delay = o.transition_poll if p.values.get("power_state") in ("warming", "cooling") else o.poll_interval
-            except DeviceUnreachable as e:
-                self._set_online(p, False, str(e))
-                delay = backoff.next()
-            except pj.AuthenticationFailed as e:
-                self._set_online(p, False, "authentication failed")
-                self._error(p, f"PJLink authentication failed: {e}")
-                delay = backoff.next()
-            except Exception:  # a bug must not end polling for good
-                log.exception("pjlink %s: poll failed", p.id)
-                delay = backoff.next()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(p.wake.wait(), delay)
+        return o.transition_poll if p.values.get("power_state") in ("warming", "cooling") else o.poll_interval
 
     async def _ask(self, p: _Projector, command: str, pj_class: int = 1, param: str = "?") -> str | None:
         """One query; None when the projector can't answer it now (ERR1-4) or answered garbage."""
@@ -404,11 +379,16 @@ class PJLinkDriver(Driver):
         elif changed:
             self.ctx.state_changed(p.id, changed)
 
-    def _set_online(self, p: _Projector, online: bool, reason: str = "") -> None:
-        if p.online is not online:
-            p.online = online
-            log.info("pjlink %s %s %s", p.id, "online" if online else "offline", reason)
-            self.ctx.availability_changed(p.id, online, reason)
+    @staticmethod
+    def _wake(p: _Projector) -> None:
+        if p.poller is not None:
+            p.poller.wake()
+
+    def _lost(self, p: _Projector, reason: str) -> None:
+        """A command found it unreachable: offline now; the poller backs off and brings it back."""
+        if p.poller is not None:
+            p.poller.set_online(False, reason)
+            p.poller.wake()
 
     def _error(self, p: _Projector, message: str) -> None:
         if message != p.reported_error:  # logged once per distinct problem
@@ -434,20 +414,19 @@ class PJLinkDriver(Driver):
             except pj.UnavailableTime:
                 raise NotNow(key, self._not_now(p)) from None  # PJLink ERR3: valid, but not now
             except pj.OutOfParameter:
-                raise InvalidCommand(key, "the projector refused this value (ERR2)") from None
+                raise DeviceRejected(key, "the projector refused this value (ERR2)") from None
             except pj.UndefinedCommand:
-                raise InvalidCommand(key, "this projector does not support it (ERR1)") from None
+                raise DeviceRejected(key, "this projector does not support it (ERR1)") from None
             except pj.ProjectorFailure:
-                raise InvalidCommand(key, "the projector reports a failure (ERR4)") from None
+                raise DeviceRejected(key, "the projector reports a failure (ERR4)") from None
             except pj.AuthenticationFailed as e:
-                self._set_online(p, False, "authentication failed")
-                p.wake.set()
+                self._lost(p, "authentication failed")
                 raise DeviceUnreachable(f"{device_id}: PJLink authentication failed ({e})") from None
             except DeviceUnreachable as e:
-                self._set_online(p, False, str(e))
-                p.wake.set()  # the poll loop backs off and brings it back online by itself
+                self._lost(p, str(e))
                 raise
-            self._set_online(p, True)
+            if p.poller is not None:
+                p.poller.set_online(True)
 
     def _not_now(self, p: _Projector) -> str:
         state = p.values.get("power_state")
@@ -470,11 +449,11 @@ class PJLinkDriver(Driver):
             if state is None or (value and state == "off") or (not value and state == "on"):
                 state = "warming" if value else "cooling"  # the projector hasn't caught up yet
             self._report(p, _power_values(state))
-            p.wake.set()  # poll fast until the transition ends
+            self._wake(p)  # poll fast until the transition ends
         elif key == "input":
             code = p.inputs.get(value)
             if code is None:
-                raise InvalidCommand(key, f"must be one of {', '.join(p.inputs)}")
+                raise DeviceRejected(key, f"must be one of {', '.join(p.inputs)}")
             await req("INPT", code, pj_class=pj.input_class(code))
             self._report(p, {"input": value}, confirm=True)
         elif key in ("video_mute", "audio_mute"):
@@ -486,7 +465,7 @@ class PJLinkDriver(Driver):
         elif key == "volume":
             await req("SVOL", "1" if value == "up" else "0", pj_class=2)
         else:
-            raise InvalidCommand(key, "not a projector property")
+            raise DeviceRejected(key, "not a projector property")
 
     # ---------------------------------------------------------------- Class 2 UDP
 
@@ -504,7 +483,7 @@ class PJLinkDriver(Driver):
                 mac = pj.normalize_mac(ev.value)
             except ValueError:
                 for p in at_source:
-                    p.wake.set()  # a garbled LKUP from a projector we know: just ask it
+                    self._wake(p)  # a garbled LKUP from a projector we know: just ask it
                 return
             if device_id_for(mac) in self._projectors or (self.udp is not None and self.udp.searching):
                 self._announced_at(mac, source)
@@ -514,7 +493,7 @@ class PJLinkDriver(Driver):
             return
         if len(at_source) != 1:
             for p in at_source:  # several projectors share the address: ask each
-                p.wake.set()
+                self._wake(p)
             return
         p = at_source[0]
         try:
@@ -522,7 +501,7 @@ class PJLinkDriver(Driver):
                 state = pj.decode_power(ev.value)
                 self._report(p, _power_values(state))
                 if state in ("warming", "cooling"):
-                    p.wake.set()
+                    self._wake(p)
             elif ev.command == "INPT":
                 self._report(p, {"input": self._input_name(p, pj.decode_input(ev.value))})
             elif ev.command == "ERST":
@@ -535,7 +514,7 @@ class PJLinkDriver(Driver):
         device_id = device_id_for(mac)
         known = self._projectors.get(device_id)
         if known is not None and known.host == source:
-            known.wake.set()  # already talking to it (maybe on a port mDNS told us)
+            self._wake(known)  # already talking to it (maybe on a port mDNS told us)
         else:
             self._attach(device_id, mac, source, self.options.port)
 
@@ -543,7 +522,7 @@ class PJLinkDriver(Driver):
         if p.moving or self._stopping:
             return  # one check at a time per projector: a flood of claims costs one probe
         p.moving = True
-        self._spawn(self._check_move(p, host, port), f"pjlink-move-{p.id}")
+        self.ctx.spawn(self._check_move(p, host, port), f"move-{p.id}")
 
     async def _check_move(self, p: _Projector, host: str, port: int) -> None:
         """Follow a projector to a new address only if TCP there says it is the same unit."""
@@ -564,7 +543,7 @@ class PJLinkDriver(Driver):
         assert p.client is not None
         p.client.retarget(host, port, self._password(p))
         p.host, p.port = host, port
-        p.wake.set()
+        self._wake(p)
         self._announce(p)
 
     async def search(self, target: tuple[str, int] | None = None, window: float = 2.0) -> dict[str, str]:
@@ -583,7 +562,7 @@ class PJLinkDriver(Driver):
     async def _search_loop(self) -> None:
         while True:
             await self.search()
-            await asyncio.sleep(self.options.search_interval)
+            await self.ctx.clock.sleep(self.options.search_interval)
 
     # ---------------------------------------------------------------- the Homie media player
 
@@ -621,34 +600,14 @@ class PJLinkDriver(Driver):
 
     async def _send_media(self, p: _Projector, key: str, value: Any) -> None:
         if p.player is None:
-            raise InvalidCommand(key, "the projector's media player has not been found")
+            raise DeviceRejected(key, "the projector's media player has not been found")
         try:
             topic, payload = p.player.encode_set(key, value)
         except KeyError:
-            raise InvalidCommand(key, "the media player does not accept it") from None
+            raise DeviceRejected(key, "the media player does not accept it") from None
         await self.ctx.mqtt.publish(topic, payload, qos=1, retain=False)
 
 
 def _power_values(state: str) -> dict[str, Any]:
     """POWR state → exposes: `power` is true while on or warming up (where it is heading)."""
     return {"power_state": state, "power": state in ("on", "warming")}
-
-
-def _options(ctx: Any, given: Mapping[str, Any]) -> Options:
-    """Constructor keywords, else `ctx.options["pjlink"]`, else defaults; env for the password."""
-    from_ctx = getattr(ctx, "options", None)
-    merged: dict[str, Any] = {}
-    if isinstance(from_ctx, Mapping) and isinstance(from_ctx.get("pjlink"), Mapping):
-        merged.update(from_ctx["pjlink"])
-    merged.update(given)
-    unknown = set(merged) - set(Options.__dataclass_fields__)
-    if unknown:
-        log.error("pjlink: unknown options ignored: %s", ", ".join(sorted(unknown)))
-        for key in unknown:
-            del merged[key]
-    merged.setdefault("default_password", os.environ.get("HUB_PJLINK_PASSWORD") or None)
-    if "passwords" in merged:
-        merged["passwords"] = {str(k).lower(): str(v) for k, v in dict(merged["passwords"]).items()}
-    if "backoff" in merged:
-        merged["backoff"] = tuple(merged["backoff"])
-    return Options(**merged)

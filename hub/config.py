@@ -8,10 +8,13 @@ import tomllib
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(Exception):
@@ -197,6 +200,20 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
                 problems.append(f"{where}: {'.'.join(loc)}: unknown key")  # its value is irrelevant
             else:
                 problems.append(f"{where}: {'.'.join(loc)}: {err['msg']} ({_shown(loc, err.get('input'))})")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+
+
+def driver_options(name: str, model: type[M], data: Mapping[str, Any] | None) -> M:
+    """A driver's [drivers.<name>] table validated by the model it declares; errors read as the
+    config's do, and never show a value (a driver's table may hold passwords)."""
+    try:
+        return model.model_validate(dict(data or {}))
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = ".".join(("drivers", name, *(str(p) for p in err["loc"])))
+            rule = "unknown key" if err["type"] == "extra_forbidden" else f"{err['msg']} (value hidden: it may be a secret)"
+            problems.append(f"[drivers.{name}]: {loc}: {rule}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import sqlite_utils
 
-from .core import CommandTimeout, DeviceNotFound, DeviceOffline, Hub
+from .commands import CommandTimeout, DeviceNotFound, DeviceOffline
+from .core import Hub
 from .driver import BrokerUnavailable, DeviceUnreachable
 from .model import Access, Action, InvalidCommand, validate_command
 from .registry import Device

@@ -14,7 +14,7 @@ import aiohttp
 import aiomqtt
 import pytest
 
-from hub.core import MQTT_COMMANDS_IN_FLIGHT, WS_COMMANDS_IN_FLIGHT
+from hub.commands import MQTT_COMMANDS_IN_FLIGHT, WS_COMMANDS_IN_FLIGHT
 from tests.conftest import RunningHub, until
 from tests.homie_peer import HomiePeer, advertise, loopback_zeroconf
 
@@ -110,20 +110,21 @@ class StalledMqtt:
 async def test_mqtt_refusals_are_bounded_too(tmp_path) -> None:
     """Even the refusals can't grow without bound: past MQTT_REFUSALS_IN_FLIGHT they are dropped and counted."""
     from hub.config import HubConfig
-    from hub.core import MQTT_REFUSALS_IN_FLIGHT, Hub
+    from hub.commands import MQTT_REFUSALS_IN_FLIGHT
+    from hub.core import Hub
 
     hub = Hub(HubConfig(data_dir=tmp_path))  # constructed, not started: commands for no device fail at once
     mqtt = StalledMqtt()
     hub.mqtt = mqtt  # type: ignore[assignment]
     flood = MQTT_COMMANDS_IN_FLIGHT + MQTT_REFUSALS_IN_FLIGHT + EXTRA
     for _ in range(flood):
-        hub._on_mqtt_set("hub/nothing/set", b'{"on": true}', False)
+        hub.commands.on_mqtt_set("hub/nothing/set", b'{"on": true}', False)
     assert len(hub._tasks) == MQTT_COMMANDS_IN_FLIGHT + MQTT_REFUSALS_IN_FLIGHT  # each waits on its publish
     assert hub.mqtt_refusals_dropped == EXTRA
     mqtt.release.set()
     await asyncio.gather(*list(hub._tasks))
     codes = [result["code"] for _, result in mqtt.published]
     assert codes.count(404) == MQTT_COMMANDS_IN_FLIGHT and codes.count(429) == MQTT_REFUSALS_IN_FLIGHT
-    hub._on_mqtt_set("hub/nothing/set", b'{"on": true}', False)  # room again
+    hub.commands.on_mqtt_set("hub/nothing/set", b'{"on": true}', False)  # room again
     await asyncio.gather(*list(hub._tasks))
     assert mqtt.published[-1][1]["code"] == 404

@@ -123,7 +123,7 @@ async def test_new_device_lands_in_the_inbox_is_named_and_the_name_shows_on_mqtt
 
 async def test_a_rename_racing_a_forget_says_the_device_is_gone(running: RunningHub) -> None:
     """Found by schemathesis: a PATCH while another request forgets the same device was a 500."""
-    from hub.core import DeviceNotFound
+    from hub.commands import DeviceNotFound
     from hub.model import Access
 
     hub = running.hub

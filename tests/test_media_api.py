@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.media import MediaService, add_routes
 from hub.media.auth import TokenFile, Tokens
-from hub.media.clock import FakeClock
+from hub.clock import FakeClock
 from hub.store import Store
 from tests.media_fakecloud import FakeCloud
 

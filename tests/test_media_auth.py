@@ -12,7 +12,7 @@ from tests.media_fakecloud import FakeCloud
 
 from hub.media.auth import CloudAuthError, DeviceCode, GrantPoller, Granted, Failed, Poll, TokenFile, TokenSource, link
 from hub.media.cli import cloud_unlink
-from hub.media.clock import FakeClock
+from hub.clock import FakeClock
 
 
 async def _link(cloud: FakeCloud, tmp_path: Path, clock: FakeClock) -> tuple[list[DeviceCode], object]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from hub.media import library
 from hub.media.batch import BatchPolicy, InstallBatch, Landed
-from hub.media.clock import FakeClock
+from hub.clock import FakeClock
 from hub.store import Store
 
 

@@ -14,7 +14,7 @@ import pytest
 from firmware_sim.cloud_testing import RunningCloud, running_cloud
 from hub.media.auth import DeviceCode, TokenFile, TokenSource, link
 from hub.media.client import CloudClient
-from hub.media.clock import FakeClock
+from hub.clock import FakeClock
 from hub.media.sync import SyncEngine, SyncPolicy
 from hub.store import Store
 

@@ -16,7 +16,7 @@ import pytest
 from hub.media import library
 from hub.media.auth import TokenFile, Tokens, TokenSource
 from hub.media.client import CloudClient
-from hub.media.clock import FakeClock
+from hub.clock import FakeClock
 from hub.media.sync import SyncEngine, SyncPolicy
 from hub.media.trash import DeletePolicy
 from hub.store import Store

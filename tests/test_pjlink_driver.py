@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import AsyncIterator
 
 import pytest
 
-from devices.pjlink import Backoff, PJLinkDriver, device_id_for
-from hub.driver import DeviceUnreachable, Discovered, load_drivers
-from hub.core import error_status
+from devices.pjlink import PJLinkDriver, device_id_for
+from hub.commands import error_status
+from hub.driver import Backoff, Claim, DeviceUnreachable, Discovered, load_drivers
 from hub.model import Access, InvalidCommand, NotNow
 from tests.pjlink_helpers import Emulator, RecordingContext
 
@@ -51,8 +52,8 @@ def ctx() -> RecordingContext:
 
 @pytest.fixture
 async def driver(ctx: RecordingContext) -> AsyncIterator[PJLinkDriver]:
-    d = PJLinkDriver(ctx, passwords={MAC: PASSWORD}, notify_port=0, poll_interval=3600,
-                     transition_poll=0.1, timeout=2, backoff=(0.05, 0.2))
+    d = PJLinkDriver(ctx.configure(PJLinkDriver, dict(passwords={MAC: PASSWORD}, notify_port=0, poll_interval=3600,
+                     transition_poll=0.1, timeout=2, backoff=(0.05, 0.2))))
     await d.start()
     try:
         yield d
@@ -72,17 +73,20 @@ def test_the_entry_point_is_registered() -> None:
     assert load_drivers()["pjlink"] is PJLinkDriver
 
 
-def test_backoff_doubles_to_a_cap_and_resets() -> None:
-    b = Backoff(1.0, 8.0)
+def test_backoff_doubles_to_a_cap_with_jitter_and_resets() -> None:
+    b = Backoff(1.0, 8.0, jitter=0)
     assert [b.next() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
     b.reset()
     assert b.next() == 1.0
+    spread = Backoff(10.0, 10.0, jitter=0.1, rng=random.Random(1))
+    delays = [spread.next() for _ in range(200)]
+    assert all(9.0 <= d <= 11.0 for d in delays) and max(delays) - min(delays) > 1.5  # a houseful spreads out
 
 
 def test_identify_claims_only_projectors_and_their_player() -> None:
-    d = PJLinkDriver(RecordingContext())
+    d = PJLinkDriver(RecordingContext().configure(PJLinkDriver))
     assert d.identify(pjlink_service(4352, mac="00:26:AB:00:00:01")) == DEV
-    assert d.identify(player_service("00-26-ab-00-00-01")) == DEV
+    assert d.identify(player_service("00-26-ab-00-00-01")) == Claim(DEV, "homie:projector-player")
     plain = Discovered("_homie._tcp.local.", "Lamp._homie._tcp.local.", ("127.0.0.1",), 1883,
                        {"id": "lamp", "type": "light"})
     assert d.identify(plain) is None
@@ -125,10 +129,10 @@ async def test_power_on_reports_target_then_warming_then_on(
     ctx: RecordingContext, driver: PJLinkDriver, emu: Emulator
 ) -> None:
     await found(ctx, driver, emu)
-    mark = len(ctx.log)
+    mark = len(ctx.reports)
     await driver.send(DEV, {"power": True})
     await ctx.wait_for(lambda: ctx.state[DEV].get("power_state") == "on")
-    events = [(k, v) for k, d, v in ctx.log[mark:] if d == DEV and k in ("target", "state")]
+    events = [(k, v) for k, d, v in ctx.reports[mark:] if d == DEV and k in ("target", "state")]
     assert events[0] == ("target", {"power": True})
     states = [v["power_state"] for k, v in events if k == "state" and "power_state" in v]
     assert states == ["warming", "on"]
@@ -182,7 +186,7 @@ async def test_unreachable_then_back_online_by_itself(
 
 async def test_wrong_password_is_offline_with_an_error(emu: Emulator) -> None:
     ctx = RecordingContext()
-    d = PJLinkDriver(ctx, passwords={DEV: "nope"}, notify_port=None, poll_interval=3600, backoff=(5, 5))
+    d = PJLinkDriver(ctx.configure(PJLinkDriver, dict(passwords={DEV: "nope"}, notify_port=None, poll_interval=3600, backoff=(5, 5))))
     await d.start()
     try:
         await d.seen(DEV, pjlink_service(emu.port))
@@ -193,11 +197,11 @@ async def test_wrong_password_is_offline_with_an_error(emu: Emulator) -> None:
 
 
 async def test_password_from_ctx_options_and_env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    for options, env in (({"pjlink": {"passwords": {"0026AB000001": PASSWORD}}}, None), ({}, PASSWORD)):
+    for options, env in (({"passwords": {"0026AB000001": PASSWORD}}, None), ({}, PASSWORD)):
         if env:
             monkeypatch.setenv("HUB_PJLINK_PASSWORD", env)
-        ctx = RecordingContext(options)
-        d = PJLinkDriver(ctx, notify_port=None, poll_interval=3600)
+        ctx = RecordingContext().configure(PJLinkDriver, {**options, "notify_port": None, "poll_interval": 3600})
+        d = PJLinkDriver(ctx)
         await d.start()
         try:
             await d.seen(DEV, pjlink_service(emu.port))
@@ -225,8 +229,8 @@ async def test_status_notifications_update_state_without_polling(
 
 async def test_found_by_class2_search(emu: Emulator) -> None:
     ctx = RecordingContext()
-    d = PJLinkDriver(ctx, passwords={MAC: PASSWORD}, search_address="127.0.0.1", port=emu.port,
-                     notify_port=0, poll_interval=3600, search_interval=3600)
+    d = PJLinkDriver(ctx.configure(PJLinkDriver, dict(passwords={MAC: PASSWORD}, search_address="127.0.0.1", port=emu.port,
+                     notify_port=0, poll_interval=3600, search_interval=3600)))
     await d.start()
     try:
         await ctx.wait_for(lambda: ctx.online.get(DEV) and ctx.devices[DEV].expose("input"))
@@ -255,7 +259,7 @@ async def test_media_player_merges_into_the_projector(
 ) -> None:
     await found(ctx, driver, emu)
     svc = player_service()
-    assert driver.identify(svc) == DEV
+    assert driver.identify(svc) == Claim(DEV, "homie:projector-player")
     await driver.seen(DEV, svc)
     topic = "homie/5/projector-player"
     ctx.mqtt.inject(f"{topic}/player/state", "playing")  # before the description: kept for later
@@ -290,7 +294,7 @@ async def test_media_player_merges_into_the_projector(
 async def test_class1_projector_has_no_class2_exposes() -> None:
     emu = await Emulator(pj_class=1).start()  # no password either
     ctx = RecordingContext()
-    d = PJLinkDriver(ctx, notify_port=None, poll_interval=3600)
+    d = PJLinkDriver(ctx.configure(PJLinkDriver, dict(notify_port=None, poll_interval=3600)))
     await d.start()
     try:
         await d.seen(DEV, pjlink_service(emu.port))
@@ -314,8 +318,8 @@ async def test_found_by_broadcast_search_inside_the_namespace() -> None:
     # also why this emulator binds 0.0.0.0: a socket bound to 127.0.0.1 never hears a broadcast.
     emu = await Emulator(password=PASSWORD, host="0.0.0.0").start()
     ctx = RecordingContext()
-    d = PJLinkDriver(ctx, passwords={MAC: PASSWORD}, search_address="255.255.255.255", port=emu.port,
-                     notify_port=0, poll_interval=3600, search_interval=3600)
+    d = PJLinkDriver(ctx.configure(PJLinkDriver, dict(passwords={MAC: PASSWORD}, search_address="255.255.255.255", port=emu.port,
+                     notify_port=0, poll_interval=3600, search_interval=3600)))
     await d.start()
     try:
         await ctx.wait_for(lambda: ctx.online.get(DEV) and ctx.devices[DEV].expose("input"))

@@ -14,7 +14,7 @@ import pytest
 from devices.pjlink import PJLinkDriver
 from hub.broker import Broker
 from hub.discovery import Discovery
-from hub.driver import Discovered
+from hub.driver import Claim, Discovered
 from hub.mqtt import MqttLink
 from tests.pjlink_helpers import RecordingContext
 
@@ -55,13 +55,13 @@ async def test_driver_finds_and_drives_the_simulated_projector(
     port, notify = free_port_for_tcp_and_udp(), free_port_for_tcp_and_udp()
     ctx = RecordingContext()
     ctx.mqtt = mqtt  # type: ignore[assignment]
-    driver = PJLinkDriver(ctx, default_password=PASSWORD, search_address="127.0.0.1", port=port, notify_port=notify,
-                          udp_host="127.0.0.1", poll_interval=3600, transition_poll=0.2, search_interval=3600)
+    driver = PJLinkDriver(ctx.configure(PJLinkDriver, dict(default_password=PASSWORD, search_address="127.0.0.1", port=port, notify_port=notify,
+                          udp_host="127.0.0.1", poll_interval=3600, transition_poll=0.2, search_interval=3600)))
 
     async def on_seen(seen: Discovered) -> None:
-        device_id = driver.identify(seen)
-        if device_id:
-            await driver.seen(device_id, seen)
+        answer = driver.identify(seen)
+        if answer:
+            await driver.seen(answer.device_id if isinstance(answer, Claim) else answer, seen)
 
     async def on_gone(service_type: str, name: str) -> None:
         pass

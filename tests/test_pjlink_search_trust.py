@@ -52,8 +52,8 @@ async def found() -> AsyncIterator[Setup]:
     home = unit(HOME, port)
     await home.start()
     ctx = RecordingContext()
-    driver = PJLinkDriver(ctx, passwords={MAC: PASSWORD}, port=port, notify_port=0, udp_host=HOME,
-                          poll_interval=3600, timeout=2, backoff=(0.05, 0.2))
+    driver = PJLinkDriver(ctx.configure(PJLinkDriver, dict(passwords={MAC: PASSWORD}, port=port, notify_port=0, udp_host=HOME,
+                          poll_interval=3600, timeout=2, backoff=(0.05, 0.2))))
     await driver.start()
     try:
         await driver.search((HOME, port), window=0.3)  # the test says when the hub searches
@@ -157,7 +157,7 @@ async def test_the_udp_socket_passes_an_ackn_on_only_during_a_search() -> None:
 
 async def test_an_unsolicited_lkup_for_an_unknown_mac_adds_nothing() -> None:
     ctx = RecordingContext()
-    driver = PJLinkDriver(ctx, notify_port=0, udp_host=HOME, poll_interval=3600)
+    driver = PJLinkDriver(ctx.configure(PJLinkDriver, dict(notify_port=0, udp_host=HOME, poll_interval=3600)))
     await driver.start()
     try:
         driver._on_udp(StatusNotice("LKUP", MAC), "10.0.0.66")

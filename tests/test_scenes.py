@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from firmware_sim.house import House, parse_house
-from hub.core import CommandTimeout, DeviceNotFound, DeviceOffline
+from hub.commands import CommandTimeout, DeviceNotFound, DeviceOffline
 from hub.model import Access, Action, Binary, DeviceInfo, InvalidCommand, Numeric, Text
 from hub.registry import Device
 from hub.model import DeviceState

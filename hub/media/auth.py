@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from .clock import Clock, SystemClock
+from ..clock import Clock, SystemClock
 from .durable import replace_file
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import library
-from .clock import Clock
+from ..clock import Clock
 from .durable import fsync_dir
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from ..store import Store
 from .auth import CloudAuthError, DeviceCode, TokenFile, TokenSource, link
 from .client import CloudClient, CloudError, RetryLater
-from .clock import Clock, SystemClock
+from ..clock import Clock, SystemClock
 from .library import manifest
 from .lock import SyncBusy, SyncLock
 from .sync import SyncEngine, SyncPolicy

@@ -19,7 +19,7 @@ import aiohttp
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from .auth import RefreshUnavailable, TokenSource
-from .clock import Clock
+from ..clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 
 from .client import TRANSPORT_ERRORS, CloudClient, CloudError, RetryLater
-from .clock import Clock
+from ..clock import Clock
 from .contenthash import BLOCK, Digests, StreamHasher, hash_into
 from .durable import fsync_file, rename_into, replace_file
 

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..core import Hub, error_status
+from ..commands import error_status
+from ..core import Hub
 from .signing import parse_id
 
 PLAYING_STATES = frozenset({"playing", "paused"})  # a paused film is still being watched

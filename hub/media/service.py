@@ -13,7 +13,7 @@ import aiohttp
 from . import library
 from .auth import CloudAuthError, DeviceCode, TokenFile, TokenSource, link
 from .client import CloudClient
-from .clock import Clock, SystemClock
+from ..clock import Clock, SystemClock
 from .signing import UrlSigner
 from .sync import SyncEngine, SyncPolicy
 from .thumbs import Thumbnails, renderer

@@ -24,7 +24,7 @@ from typing import Any
 from . import library
 from .auth import CloudAuthError
 from .client import CloudClient, CloudError, CursorReset, RetryLater, TRANSPORT_ERRORS
-from .clock import Clock, SystemClock
+from ..clock import Clock, SystemClock
 from .batch import BatchPolicy, InstallBatch, Landed
 from .contenthash import Digests, hash_file
 from .download import Counters, DownloadFailed, Downloader, FileChanged, FileGone, Job, RateLimiter, partial_name

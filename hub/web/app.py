@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..auth import Auth, Principal
 from ..bus import Overflow
-from ..core import WS_COMMANDS_IN_FLIGHT, DeviceNotFound, Hub, error_status
+from ..commands import WS_COMMANDS_IN_FLIGHT, DeviceNotFound, error_status
+from ..core import Hub
 from ..media import MediaService
 from ..media import add_routes as add_media_routes
 from . import accounts_api, history_api, scenes_api

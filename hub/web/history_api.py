@@ -51,7 +51,7 @@ async def device_history(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application, hub: Hub) -> None:
     """Record history while the app runs, and serve it."""
-    history = History(hub.store, hub.registry, hub.bus, hub.config.history, clock=hub.clock)
+    history = History(hub.store, hub.registry, hub.bus, hub.config.history, clock=hub.clock.now)
     app[HISTORY] = history
 
     async def history_ctx(app: web.Application):

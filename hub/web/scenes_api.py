@@ -131,7 +131,7 @@ def add_routes(app: web.Application, hub: Hub, media: MediaService) -> None:
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '', '::') else host}:{hub.config.http.port}"
 
     scenes = Scenes(hub, media_url=media.signed_url, media_exists=exists, base_url=lambda: media.public_url or own_url(),
-                    clock=hub.clock)
+                    clock=hub.clock.now)
     app[SCENES] = scenes
 
     async def scenes_ctx(app: web.Application):

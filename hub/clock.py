@@ -1,4 +1,7 @@
-"""Time as a parameter: the sync's retries, backoff, token expiry and ETA read this, not time."""
+"""Time as a parameter: the core, the drivers and the media sync read this clock, not `time`.
+
+Tests hand every part the same `FakeClock` and move it forward; nothing waits for real time.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,11 @@ from typing import Protocol
 
 class Clock(Protocol):
     def now(self) -> float:
-        """Seconds since the epoch."""
+        """Seconds since the epoch (wall time: stored and shown)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds that only ever go forward (intervals, deadlines)."""
         ...
 
     async def sleep(self, seconds: float) -> None: ...
@@ -20,6 +27,9 @@ class SystemClock:
 
     def now(self) -> float:
         return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
@@ -33,6 +43,9 @@ class FakeClock:
         self.slept: list[float] = []
 
     def now(self) -> float:
+        return self.t
+
+    def monotonic(self) -> float:
         return self.t
 
     async def sleep(self, seconds: float) -> None:
