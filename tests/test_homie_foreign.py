@@ -124,3 +124,43 @@ async def test_a_specific_driver_takes_a_homie_device_over_and_the_generic_one_l
         assert hub.registry.get("beamer-player") is None
     finally:
         await aiozc.async_close()
+
+
+@pytest.mark.filterwarnings("ignore:Callback API version 1:DeprecationWarning")  # inside ebus-sdk
+async def test_a_device_published_by_an_independent_homie_library_is_adopted_and_driven(running: RunningHub) -> None:
+    """ebus-sdk's own Homie 5 Device (its paho thread, its description and set handling), no mDNS."""
+    from ebus_sdk import homie as ebus
+
+    hub, broker = running.hub, running.broker
+    channels: dict[int, ebus.Property] = {}
+
+    def apply(channel: int):  # the device's firmware: take the command, publish the new value
+        return lambda payload: channels[channel].set_value(payload in ("true", True))
+
+    dev = ebus.Device("ebus-relay", name="Ebus relay", type="relay",
+                      mqtt_cfg={"host": broker.host, "port": broker.port}, homie_domain="homie")
+    for i in (1, 2):
+        node = ebus.Node(f"relay{i}", name=f"Channel {i}", device=dev)
+        dev.add_node(node)
+        channels[i] = ebus.Property("on", value=False, datatype=ebus.PropertyDatatype.BOOLEAN, settable=True,
+                                    set_callback=apply(i), node=node, device=dev)
+        node.add_property(channels[i])
+    dev.start_mqtt_client()
+    try:
+        for _ in range(100):  # its client connects on its own thread
+            if dev.is_connected():
+                break
+            await asyncio.sleep(0.05)
+        dev.set_state(ebus.DeviceState.READY)
+        dev.publish_nodes()
+        await until(hub, lambda: (d := hub.registry.get("ebus-relay")) is not None and d.state.online
+                    and d.state.values == {"relay1_on": False, "relay2_on": False}, 10, "the ebus device adopted")
+        assert hub.registry.get("ebus-relay").info.name == "Ebus relay"
+        async with aiohttp.ClientSession(headers=running.headers) as s:
+            async with s.post(f"{running.url}/api/devices/ebus-relay/set", json={"relay1_on": True}) as r:
+                assert r.status == 200, await r.text()
+                assert (await r.json())["state"] == {"relay1_on": True, "relay2_on": False}
+        assert channels[1].value() is True and channels[2].value() is False
+    finally:
+        await asyncio.to_thread(dev.stop)
+    await until(hub, lambda: not hub.registry.get("ebus-relay").state.online, 10, "offline when it stops")
