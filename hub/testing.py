@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -132,6 +133,7 @@ class RecordingContext(DriverContext):
     def configure(self, cls: type[Driver], options: Mapping[str, Any] | None = None) -> RecordingContext:
         """Take `cls`'s name and its options, validated from a [drivers.<name>]-like dict."""
         self.name = cls.name
+        self.log = logging.getLogger(f"hub.drivers.{cls.name}")
         self.options = driver_options(cls.name, cls.Options, options)
         return self
 
