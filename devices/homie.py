@@ -87,6 +87,9 @@ class HomieDriver(Driver):
             dev.hint = seen
         self._report(dev)
 
+    async def gone(self, device_id: str) -> None:
+        """The mDNS hint left; `$state` (with the device's last will) decides availability."""
+
     async def released(self, device_id: str) -> None:
         if (dev := self._devices.get(device_id)) is not None:
             dev.claimed = False

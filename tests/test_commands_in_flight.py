@@ -115,7 +115,7 @@ async def test_mqtt_refusals_are_bounded_too(tmp_path) -> None:
 
     hub = Hub(HubConfig(data_dir=tmp_path))  # constructed, not started: commands for no device fail at once
     mqtt = StalledMqtt()
-    hub.mqtt = mqtt  # type: ignore[assignment]
+    hub.mqtt = hub.commands.mqtt = mqtt  # type: ignore[assignment]
     flood = MQTT_COMMANDS_IN_FLIGHT + MQTT_REFUSALS_IN_FLIGHT + EXTRA
     for _ in range(flood):
         hub.commands.on_mqtt_set("hub/nothing/set", b'{"on": true}', False)

@@ -24,7 +24,7 @@ from hub.driver_host import DriverHost
 from hub.model import Access, Binary, DeviceInfo, NotNow, Numeric
 from hub.service import running_hub
 from hub.accounts import create_token, create_user
-from hub.testing import FakeMqtt, RecordingHost, discovered, driver_context, mqtt_seen
+from hub.testing import FakeMqtt, RecordingHost, discovered, driver_context
 from tests.conftest import hub_config, until
 
 # -- claims -----------------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ async def test_a_burst_of_announcements_loses_and_duplicates_nothing(running: Ru
         await asyncio.wait_for(subscribed.wait(), 10)
         online = lambda: sum(1 for d in hub.registry.devices.values() if d.state.online)  # noqa: E731
         await until(hub, lambda: online() == COUNT, 90, f"all {COUNT} devices online")
+        placed = lambda: sum(1 for d in hub.registry.devices.values() if d.info.address)  # noqa: E731
+        await until(hub, lambda: placed() == COUNT, 60, f"all {COUNT} mDNS records matched")
         await asyncio.wait_for(all_defined.wait(), 30)
         await hub.outbox.flush()
         await hub.registry.flush()
@@ -51,4 +53,6 @@ async def test_a_burst_of_announcements_loses_and_duplicates_nothing(running: Ru
         observer.loop_stop()
         observer.disconnect()
     assert len(hub.registry.devices) == COUNT and rows == (COUNT, COUNT)
-    assert set(definitions.values()) == {1}  # one retained definition per device, none twice
+    # at most two retained definitions per device: when the broker shows it, and when its mDNS record
+    # adds the address (often coalesced into one); never one per message of the burst
+    assert set(definitions.values()) <= {1, 2}

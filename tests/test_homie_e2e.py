@@ -156,7 +156,7 @@ async def test_mosquitto_pub_set_reaches_device_and_state_is_canonical(running: 
     assert await asyncio.to_thread(read, "hub/bridge/state") == "online"
 
 
-async def test_address_change_updates_and_goodbye_marks_offline(running: RunningHub) -> None:
+async def test_address_change_updates_and_goodbye_leaves_homie_state_in_charge(running: RunningHub) -> None:
     from tests.conftest import until
     from zeroconf.asyncio import AsyncServiceInfo
     import socket
@@ -167,17 +167,21 @@ async def test_address_change_updates_and_goodbye_marks_offline(running: Running
     reg = running.hub.registry
     try:
         info = await advertise(aiozc, "mover", room="Kitchen")
-        await until(running.hub, lambda: (d := reg.get("mover")) is not None and d.state.online, 10, "online")
-        assert reg.get("mover").info.address == "127.0.0.1"
+        await until(running.hub, lambda: (d := reg.get("mover")) is not None and d.info.address == "127.0.0.1",
+                    10, "the mDNS hint's address")
+        assert reg.get("mover").state.online
         # the device moves to another address (DHCP): same identity, updated, not duplicated
         moved = AsyncServiceInfo(info.type, info.name, port=info.port, properties=info.properties,
                                  addresses=[socket.inet_aton("127.0.0.2")], server="mover-2.local.")
         await aiozc.async_update_service(moved)
         await until(running.hub, lambda: reg.get("mover").info.address == "127.0.0.2", 10, "address update")
         assert list(reg.devices) == ["mover"]
-        # an mDNS goodbye (TTL 0) marks it offline, and keeps it
+        # an mDNS goodbye (TTL 0) is only the hint leaving: Homie's $state says whether it is there
         await aiozc.async_unregister_service(moved)
-        await until(running.hub, lambda: not reg.get("mover").state.online, 10, "offline after goodbye")
+        await asyncio.sleep(1.0)  # the goodbye has long been handled by now
+        assert reg.get("mover").state.online
+        await peer.stop()  # its will sets $state lost
+        await until(running.hub, lambda: not reg.get("mover").state.online, 10, "offline when $state is lost")
         assert reg.get("mover").room == "Kitchen"
     finally:
         await peer.stop()

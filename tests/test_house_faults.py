@@ -74,8 +74,10 @@ def house(tmp_path: Path, running: RunningHub) -> Iterator[House]:
 
 
 def all_online(running: RunningHub) -> bool:
+    """Every device online with its values, and placed in its room (its mDNS record has arrived:
+    the broker alone makes a device known, mDNS adds where it is)."""
     reg = running.hub.registry
-    return all((d := reg.get(i)) is not None and d.state.online and d.state.values for i in IDS)
+    return all((d := reg.get(i)) is not None and d.state.online and d.state.values and d.room for i in IDS)
 
 
 async def post_set(running: RunningHub, device_id: str, body: dict) -> tuple[int, dict]:
