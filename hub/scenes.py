@@ -16,7 +16,7 @@ import sqlite_utils
 
 from .commands import CommandTimeout, DeviceNotFound, DeviceOffline
 from .core import Hub
-from .driver import BrokerUnavailable, DeviceUnreachable
+from .driver import BrokerUnavailable, DeviceTimeout, DeviceUnreachable
 from .model import Access, Action, InvalidCommand, validate_command
 from .registry import Device
 from .topics import dumps
@@ -120,7 +120,7 @@ def outcome(error: BaseException | None, state: Mapping[str, Any] | None = None)
     """One device's result in a scene run."""
     if error is None:
         return {"status": "confirmed", "state": dict(state or {})}
-    if isinstance(error, CommandTimeout):
+    if isinstance(error, (CommandTimeout, DeviceTimeout)):
         return {"status": "not_confirmed", "error": str(error)}
     if isinstance(error, (DeviceOffline, DeviceUnreachable)):
         return {"status": "offline", "error": str(error)}

@@ -122,7 +122,7 @@ ERRORS = {
     409: "conflict: the device is offline or can't do it in its current state (a projector in standby; "
          "names the field and the rule), or the hub is not linked to a cloud",
     422: "invalid input (names the field and the rule)", 502: "the cloud did not answer",
-    503: "MQTT broker unreachable",
+    503: "MQTT broker unreachable, or the device could not be reached (it is marked offline)",
     504: "the device did not confirm in time (the command may still apply later)",
 }
 
