@@ -22,6 +22,7 @@ CONFIG_FILTER = codec.DISCOVERY_PREFIX + "+/config"
 SENSORS_FILTER = codec.DISCOVERY_PREFIX + "+/sensors"
 MAX_CACHED = 10_000  # devices known on the broker, adopted or not
 POLL_DEBOUNCE = 2.0  # seconds: adoption and the retained LWT arrive together; ask once
+CONNECT_WAIT_STEPS = 100  # of 0.1 s: how long a question waits for the hub's MQTT connection
 
 
 @dataclass(slots=True)  # one per device: no __dict__ each
@@ -185,6 +186,10 @@ class TasmotaDriver(Driver):
         if dev.config is None or now - dev.last_poll < POLL_DEBOUNCE:
             return
         dev.last_poll = now
+        for _ in range(CONNECT_WAIT_STEPS):  # retained discovery replays while the hub is still connecting
+            if self.ctx.mqtt.connected:
+                break
+            await self.ctx.clock.sleep(0.1)
         try:
             await self.ctx.mqtt.publish(dev.config.cmnd + "STATE", "", qos=0)
             if dev.sensors:

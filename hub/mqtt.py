@@ -56,8 +56,8 @@ class MqttLink:
 
     def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
         self._handlers.append((topic_filter, handler))
-        if self.connected:
-            self._subscribe_now(topic_filter)
+        if self._session is not None:  # connected, or connecting: a handler that subscribes while
+            self._subscribe_now(topic_filter)  # retained messages replay must not be left out
 
     def unsubscribe(self, topic_filter: str, handler: MessageHandler) -> None:
         self._handlers = [(f, h) for f, h in self._handlers if not (f == topic_filter and h == handler)]

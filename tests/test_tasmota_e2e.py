@@ -11,19 +11,22 @@ import json
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.conftest import RunningHub, until
+from hub.broker import Broker
+from hub.service import running_hub
+from tests.conftest import RunningHub, hub_config, until
 
 PLUG, DIMMER = "tasmota-5ccf7f0a1b01", "tasmota-5ccf7f0a1b02"
 
 
-async def start_sim(running: RunningHub, model: str, *extra: str) -> asyncio.subprocess.Process:
+async def start_sim(broker: Broker, model: str, *extra: str) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "firmware_sim.cli", "tasmota", "--model", model, "--broker", running.broker.url,
+        sys.executable, "-m", "firmware_sim.cli", "tasmota", "--model", model, "--broker", broker.url,
         "--discovery-delay", "0", "--teleperiod", "300", *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     assert proc.stdout is not None
@@ -47,7 +50,7 @@ async def sim(running: RunningHub) -> AsyncIterator[Callable[..., Any]]:
     started: list[asyncio.subprocess.Process] = []
 
     async def start(model: str, *extra: str) -> asyncio.subprocess.Process:
-        started.append(await start_sim(running, model, *extra))
+        started.append(await start_sim(running.broker, model, *extra))
         return started[-1]
     yield start
     for proc in started:
@@ -132,6 +135,20 @@ async def test_unplugged_goes_offline_and_commands_get_409(running: RunningHub, 
     async with aiohttp.ClientSession() as s:
         status, _ = await post_set(s, running, PLUG, {"power_1": True})
         assert status == 409
+
+
+async def test_a_hub_started_after_the_device_learns_its_state(tmp_path: Path, broker: Broker) -> None:
+    """The retained discovery replays while the hub is still connecting: the device's own topics
+    are subscribed and its state asked for all the same (the sim's boot messages are long gone)."""
+    proc = await start_sim(broker, "plug2")
+    try:
+        async with running_hub(hub_config(tmp_path, broker, inbox=False)) as (hub, _url):
+            def known() -> bool:
+                dev = hub.registry.get(PLUG)
+                return dev is not None and dev.state.online and {"power_1", "power_2"} <= dev.state.values.keys()
+            await until(hub, known, 20, "the plug's state")
+    finally:
+        await stop(proc)
 
 
 # -- a foreign Tasmota made of mosquitto_pub messages ---------------------------------------------
