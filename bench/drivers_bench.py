@@ -1,0 +1,156 @@
+"""Per driver family: the command round trip through the hub next to the raw protocol's own.
+
+    scripts/in-netns .venv/bin/python bench/drivers_bench.py [--commands 200] [--only tasmota]
+
+Each family is one function (`bench_<family>`) against its simulator in a process of its own and
+the hub as `hub run` (another process): REST `POST /api/devices/<id>/set` → 200 confirmed, p50,
+next to a bare client of the device's own protocol doing the same command → answer, and the
+ratio. Everything on loopback inside the namespace; every loop bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import aiohttp
+import paho.mqtt.client as paho
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.roundtrip import HubProcess, pct, wait_devices  # noqa: E402
+from hub.broker import Broker  # noqa: E402
+
+DEADLINE = 120.0  # seconds per family, whatever happens
+
+
+def line(name: str, xs: list[float]) -> str:
+    return (f"  {name:<48} n={len(xs):4d}  p50 {statistics.median(xs):7.2f} ms  p99 {pct(xs, 99):7.2f} ms"
+            f"  max {max(xs):7.2f} ms")
+
+
+async def rest_round_trip(hub: HubProcess, device_id: str, bodies: list[dict], deadline: float) -> list[float]:
+    """POST each body; milliseconds until the hub answered 200 (the device confirmed)."""
+    out: list[float] = []
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {hub.token}"}) as s:
+        url = f"{hub.url}/api/devices/{device_id}/set"
+        for body in bodies:
+            if time.monotonic() > deadline:
+                break
+            t0 = time.perf_counter()
+            async with s.post(url, json=body) as r:
+                if r.status != 200:
+                    raise RuntimeError(f"{device_id}: {r.status} {await r.text()}")
+                await r.read()
+            out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+# -- Tasmota -----------------------------------------------------------------------------------
+
+def tasmota_raw(port: int, topic: str, n: int, deadline: float) -> list[float]:
+    """A bare paho client: publish `cmnd/<t>/POWER2 ON|OFF` (QoS 1, as the driver does), wait for
+    the `stat/<t>/RESULT` that reports it."""
+    got = threading.Condition()
+    last: list[bytes] = []
+
+    def on_message(_c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+        with got:
+            last.append(msg.payload)
+            got.notify_all()
+
+    subscribed = threading.Event()
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    client.on_message = on_message
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    out: list[float] = []
+    try:
+        client.subscribe(f"stat/{topic}/RESULT", qos=1)
+        if not subscribed.wait(5):
+            raise RuntimeError("no SUBACK")
+        for i in range(n):
+            if time.monotonic() > deadline:
+                break
+            word = "ON" if i % 2 == 0 else "OFF"
+            want = f'"POWER2":"{word}"'.encode()
+            with got:
+                last.clear()
+            t0 = time.perf_counter()
+            client.publish(f"cmnd/{topic}/POWER2", word, qos=1)
+            with got:
+                if not got.wait_for(lambda: any(want in p for p in last), timeout=5):
+                    raise RuntimeError("the simulator did not answer")
+            out.append((time.perf_counter() - t0) * 1000)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return out
+
+
+async def bench_tasmota(tmp: Path, broker: Broker, n: int) -> tuple[float, float]:
+    """`firmware-sim tasmota --model plug2`: REST power_2 → confirmed vs paho cmnd → stat/RESULT."""
+    print(f"\nTasmota ({n} commands each, power_2 alternating, simulated plug2 in its own process)")
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "firmware_sim.cli", "tasmota", "--model", "plug2", "--broker", broker.url,
+        "--discovery-delay", "0", "--teleperiod", "0", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL, cwd=ROOT)
+    hub = HubProcess(tmp, broker, "hub-tasmota")
+    try:
+        assert sim.stdout is not None
+        await asyncio.wait_for(sim.stdout.readline(), 30)
+        await hub.start()
+        device = "tasmota-5ccf7f0a1b01"
+        await wait_devices(hub.url, hub.token, {device}, 30)
+        deadline = time.monotonic() + DEADLINE
+        bodies = [{"power_2": i % 2 == 0} for i in range(n)]
+        await rest_round_trip(hub, device, bodies[:10], deadline)  # warm up
+        rest = await rest_round_trip(hub, device, bodies, deadline)
+        raw = await asyncio.to_thread(tasmota_raw, broker.port, "tasmota_0A1B01", n, deadline)
+    except Exception:
+        print((hub.data / "log").read_text()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        hub.stop()
+        if sim.returncode is None:
+            sim.terminate()
+            await asyncio.wait_for(sim.wait(), 15)
+    print(line("raw MQTT: cmnd POWER2 -> stat RESULT (paho)", raw))
+    print(line("hub: REST set power_2 -> 200 confirmed", rest))
+    ratio = statistics.median(rest) / statistics.median(raw)
+    print(f"  p50 ratio hub/raw: {ratio:.2f}x")
+    return statistics.median(rest), statistics.median(raw)
+
+
+FAMILIES = {"tasmota": bench_tasmota}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--commands", type=int, default=200)
+    parser.add_argument("--only", choices=sorted(FAMILIES), action="append")
+    args = parser.parse_args()
+    rows: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Broker(Path(tmp) / "broker", embedded=False)
+        broker.start()
+        try:
+            for name in args.only or sorted(FAMILIES):
+                rows[name] = await FAMILIES[name](Path(tmp), broker, min(args.commands, 2000))
+        finally:
+            broker.stop()
+    print("\nfamily      REST -> confirmed p50   raw protocol p50   ratio")
+    for name, (rest, raw) in rows.items():
+        print(f"{name:<11} {rest:17.2f} ms   {raw:13.2f} ms   {rest / raw:5.2f}x")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
