@@ -153,14 +153,21 @@ class TasmotaDriver(Driver):
         assert dev.config is not None
         dev.subscribed = (dev.config.stat, dev.config.tele)
         for base in dev.subscribed:
-            self._by_base[base] = dev
+            # two devices configured with one Topic: the newest announcement has it (one handler each)
+            if self._by_base.setdefault(base, dev) is not dev:
+                self.ctx.log.warning("%s and %s share the topic %s+; %s has it now", self._by_base[base].id,
+                                     dev.id, base, dev.id)
+                old = self._by_base[base]
+                old.subscribed = tuple(b for b in old.subscribed if b != base)
+                self._by_base[base] = dev
+                continue
             self.ctx.mqtt.subscribe(base + "+", self._on_message)
 
     def _unsubscribe(self, dev: _Device) -> None:
         for base in dev.subscribed:
             if self._by_base.get(base) is dev:
                 del self._by_base[base]
-            self.ctx.mqtt.unsubscribe(base + "+", self._on_message)
+                self.ctx.mqtt.unsubscribe(base + "+", self._on_message)
         dev.subscribed = ()
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:

@@ -92,8 +92,8 @@ def _json_object(payload: bytes, what: str) -> dict[str, Any]:
         raise ValueError(f"{what} larger than {MAX_PAYLOAD} bytes")
     try:
         doc = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ValueError(f"{what} is not JSON: {e}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: nested 30,000 deep
+        raise ValueError(f"{what} is not JSON: {e!s:.80}") from None
     if not isinstance(doc, dict):
         raise ValueError(f"{what} is not a JSON object")
     return doc

@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devices import tasmota_codec as codec
 from devices.tasmota import TasmotaDriver
@@ -257,3 +259,58 @@ def test_other_sensors_keep_their_units() -> None:
     units = {e.name: e.unit for e in w.exposes if e.name.startswith("am2301")}
     assert units == {"am2301_temperature": "°F", "am2301_humidity": "%", "am2301_dew_point": "°C"}
     assert not any(e.name.startswith(("energy", "analog")) for e in w.exposes)
+
+
+async def test_two_devices_on_one_topic_do_not_double_the_messages(ctx: RecordingContext) -> None:
+    driver = await adopt(ctx)
+    other = "A4CF12B3C4D6"
+    await driver.seen("tasmota-a4cf12b3c4d6", seen(config(mac=other), mac=other))
+    assert [f for f, _ in ctx.mqtt.handlers].count("stat/desk/+") == 1
+    ctx.mqtt.inject("stat/desk/RESULT", '{"POWER1":"ON"}')
+    assert "power_1" not in ctx.state.get(ID, {}) and ctx.state["tasmota-a4cf12b3c4d6"]["power_1"] is True
+    await driver.stop()
+    assert ctx.mqtt.handlers == []
+
+
+# -- the pure codec never fails other than with ValueError ------------------------------------------
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                max_size=4), max_leaves=20)
+CFG = codec.parse_config(json.dumps(config(rl=[1, 2, 0])).encode(), MAC)
+WIRING = codec.wiring(CFG, SENSORS["sn"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(["RESULT", "POWER", "POWER2", "STATE", "SENSOR", "LWT", "STATUS10", "X"]),
+       prefix=st.sampled_from(["stat/desk/", "tele/desk/"]),
+       body=st.one_of(st.binary(max_size=64), JSON.map(lambda v: json.dumps(v).encode()),
+                      st.dictionaries(st.sampled_from(["POWER", "POWER1", "POWER2", "Dimmer", "ENERGY",
+                                                       "StatusSNS"]), JSON, max_size=4)
+                      .map(lambda v: json.dumps(v).encode())))
+def test_any_message_reads_or_is_refused(name: str, prefix: str, body: bytes) -> None:
+    try:
+        reading = codec.read(CFG, prefix + name, body)
+    except ValueError:
+        return
+    if reading.values:
+        values, _problems = WIRING.decode(reading.values)
+        for key, value in values.items():
+            WIRING.wire(key).expose.validate(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(over=st.dictionaries(st.sampled_from(["ft", "t", "tp", "rl", "fn", "state", "dn", "lt_st", "onln", "mac"]),
+                            JSON, max_size=4))
+def test_any_config_parses_or_is_refused(over: dict[str, Any]) -> None:
+    try:
+        cfg = codec.parse_config(json.dumps(config(**over)).encode(), MAC)
+    except ValueError:
+        return
+    codec.wiring(cfg, None)
+    assert cfg.cmnd.endswith("/") and "+" not in cfg.stat and "#" not in cfg.tele
+
+
+def test_deep_nesting_is_refused_not_a_crash() -> None:
+    with pytest.raises(ValueError):
+        codec.read(CFG, "stat/desk/RESULT", b"[" * 30000 + b"]" * 30000)
