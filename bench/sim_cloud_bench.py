@@ -15,8 +15,8 @@ from pathlib import Path
 
 from aiohttp import ClientSession, ClientTimeout
 
-from firmware_sim.cloud_hash import hash_file
-from firmware_sim.cloud_testing import running_cloud
+from firmware_sim.cloud.content_hash import hash_file
+from firmware_sim.cloud.testing import running_cloud
 
 
 def make_big(path: Path, mib: int) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from rich.console import Console
 
-from firmware_sim.cloud_testing import running_cloud
+from firmware_sim.cloud.testing import running_cloud
 from firmware_sim.house import House, parse_house
 from firmware_sim.projector import ProjectorSim
 from firmware_sim.projector_model import ProjectorConfig

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 from rich.console import Console
 
-from firmware_sim.cloud_testing import running_cloud
+from firmware_sim.cloud.testing import running_cloud
 from firmware_sim.projector import ProjectorSim
 from firmware_sim.projector_model import ProjectorConfig
 from hub.broker import free_port

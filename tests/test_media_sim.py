@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from firmware_sim.cloud_testing import RunningCloud, running_cloud
+from firmware_sim.cloud.testing import RunningCloud, running_cloud
 from hub.media.auth import DeviceCode, TokenFile, TokenSource, link
 from hub.media.client import CloudClient
 from hub.clock import FakeClock

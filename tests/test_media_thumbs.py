@@ -11,8 +11,8 @@ from pathlib import Path
 import aiohttp
 from rich.console import Console
 
-from firmware_sim import media_seed
-from firmware_sim.cloud_testing import running_cloud
+from firmware_sim.cloud import media_seed
+from firmware_sim.cloud.testing import running_cloud
 from hub.media.cli import cloud_link
 from tests.conftest import RunningHub
 

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from rich.console import Console
 
-from firmware_sim.cloud_testing import running_cloud
+from firmware_sim.cloud.testing import running_cloud
 from firmware_sim.projector import ProjectorSim
 from firmware_sim.projector_model import ProjectorConfig
 from hub.broker import free_port

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession
 
-from firmware_sim.cloud_auth import normalize_user_code
-from firmware_sim.cloud_testing import FakeClock, RunningCloud, running_cloud
+from firmware_sim.cloud.auth import normalize_user_code
+from firmware_sim.cloud.testing import FakeClock, RunningCloud, running_cloud
 
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession
 
-from firmware_sim.cloud_hash import content_hash
-from firmware_sim.cloud_testing import RunningCloud, running_cloud
+from firmware_sim.cloud.content_hash import content_hash
+from firmware_sim.cloud.testing import RunningCloud, running_cloud
 
 
 @pytest.fixture
@@ -250,7 +250,7 @@ async def test_changes_made_while_paging_are_not_missed(cloud, http):
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_sim.cloud_journal import ChangeJournal, CursorReset, Entry
+from firmware_sim.cloud.journal import ChangeJournal, CursorReset, Entry
 
 _ops = st.lists(st.one_of(
     st.tuples(st.just("put"), st.sampled_from("abcdef")),
@@ -324,7 +324,7 @@ async def test_shutdown_answers_pending_long_polls(tmp_path: Path):
 @given(garbage=st.text(max_size=60) | st.binary(max_size=60).map(
     lambda b: __import__("base64").urlsafe_b64encode(b).decode()))
 def test_garbage_cursors_are_rejected_cleanly(garbage):
-    from firmware_sim.cloud_journal import CursorCodec, CursorInvalid
+    from firmware_sim.cloud.journal import CursorCodec, CursorInvalid
 
     codec = CursorCodec()
     try:

@@ -12,9 +12,9 @@ from aiohttp import ClientSession
 from hypothesis import given
 from hypothesis import strategies as st
 
-from firmware_sim.cloud_hash import content_hash
-from firmware_sim.cloud_http import parse_range, plan_download
-from firmware_sim.cloud_testing import RunningCloud, running_cloud
+from firmware_sim.cloud.content_hash import content_hash
+from firmware_sim.cloud.http_semantics import parse_range, plan_download
+from firmware_sim.cloud.testing import RunningCloud, running_cloud
 
 DATA = os.urandom(300_000)
 
@@ -185,7 +185,7 @@ def test_if_range_date_must_equal_last_modified():
 async def test_block_hashes_verify_against_the_content_hash(tmp_path: Path):
     import hashlib
 
-    from firmware_sim.cloud_hash import BLOCK_SIZE
+    from firmware_sim.cloud.content_hash import BLOCK_SIZE
 
     lib = tmp_path / "lib"
     lib.mkdir()

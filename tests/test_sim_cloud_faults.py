@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 from aiohttp import ClientSession
 
-from firmware_sim import cloud
-from firmware_sim.cloud_faults import FaultError, FaultSet, parse_spec
-from firmware_sim.cloud_hash import content_hash
-from firmware_sim.cloud_testing import RunningCloud, running_cloud
+from firmware_sim.cloud import command
+from firmware_sim.cloud.faults import FaultError, FaultSet, parse_spec
+from firmware_sim.cloud.content_hash import content_hash
+from firmware_sim.cloud.testing import RunningCloud, running_cloud
 
 DATA = os.urandom(200_000)
 
@@ -241,7 +241,7 @@ def test_cli_rejects_a_bad_fault(tmp_path: Path, capsys):
     import argparse
 
     parser = argparse.ArgumentParser()
-    cloud.add_arguments(parser)
+    command.add_arguments(parser)
     args = parser.parse_args(["--library", str(tmp_path), "--fault", "teleport"])
-    assert cloud.main(args) == 2
+    assert command.main(args) == 2
     assert "unknown fault" in capsys.readouterr().out

@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_sim.cloud_hash import BLOCK_SIZE, ContentHasher, HashCache, content_hash, hash_file
+from firmware_sim.cloud.content_hash import BLOCK_SIZE, ContentHasher, HashCache, content_hash, hash_file
 
 EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 

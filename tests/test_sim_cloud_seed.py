@@ -17,9 +17,9 @@ from aiohttp import ClientSession
 from hypothesis import given
 from hypothesis import strategies as st
 
-from firmware_sim import media_seed
-from firmware_sim.cloud_probe import probe_head
-from firmware_sim.cloud_testing import running_cloud
+from firmware_sim.cloud import media_seed
+from firmware_sim.cloud.probe import probe_head
+from firmware_sim.cloud.testing import running_cloud
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,7 @@ async def test_rooms_devices_controls_and_live_updates(running: RunningHub, brow
 
 
 async def test_link_the_cloud_from_the_page_and_see_the_library(running: RunningHub, browser, tmp_path) -> None:  # noqa: F811
-    from firmware_sim.cloud_testing import running_cloud
+    from firmware_sim.cloud.testing import running_cloud
 
     library = tmp_path / "cloud"
     (library / "Photos").mkdir(parents=True)

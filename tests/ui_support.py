@@ -15,8 +15,8 @@ from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, async_playwright
 from rich.console import Console
 
-from firmware_sim import media_seed
-from firmware_sim.cloud_testing import running_cloud
+from firmware_sim.cloud import media_seed
+from firmware_sim.cloud.testing import running_cloud
 from firmware_sim.house import House, load_house
 from firmware_sim.projector import ProjectorSim
 from firmware_sim.projector_model import ProjectorConfig

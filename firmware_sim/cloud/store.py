@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware_sim.cloud_hash import HashCache
-from firmware_sim.cloud_journal import ChangeJournal, CursorCodec, Entry, Page
-from firmware_sim.cloud_probe import probe_file
+from .content_hash import HashCache
+from .journal import ChangeJournal, CursorCodec, Entry, Page
+from .probe import probe_file
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from firmware_sim.cloud_app import AUTHORITY, FAULTS, LIBRARY, create_app
-from firmware_sim.cloud_faults import FAULTS as FAULT_HELP
-from firmware_sim.cloud_faults import FaultError
+from .app import AUTHORITY, FAULTS, LIBRARY, create_app
+from .faults import FAULTS as FAULT_HELP
+from .faults import FaultError
 
 __all__ = ["AUTHORITY", "FAULTS", "LIBRARY", "add_arguments", "create_app", "main", "serve"]
 
@@ -83,7 +83,7 @@ async def serve(app: web.Application, host: str, port: int,
 def main(args: argparse.Namespace) -> int:
     library: Path = args.library
     if args.seed_demo:
-        from firmware_sim import media_seed
+        from . import media_seed
 
         if media_seed.is_empty(library):
             made = media_seed.seed(library)

@@ -18,13 +18,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from firmware_sim.cloud_auth import DEVICE_CODE_GRANT, DeviceAuthority, TokenError, format_user_code
-from firmware_sim.cloud_content import serve_content
-from firmware_sim.cloud_faults import FaultError, FaultSet
-from firmware_sim.cloud_hash import BLOCK_SIZE
-from firmware_sim.cloud_http import http_date
-from firmware_sim.cloud_journal import CursorInvalid, CursorReset
-from firmware_sim.cloud_store import Library
+from .auth import DEVICE_CODE_GRANT, DeviceAuthority, TokenError, format_user_code
+from .content import serve_content
+from .faults import FaultError, FaultSet
+from .content_hash import BLOCK_SIZE
+from .http_semantics import http_date
+from .journal import CursorInvalid, CursorReset
+from .store import Library
 
 log = logging.getLogger(__name__)
 

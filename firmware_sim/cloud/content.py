@@ -1,6 +1,6 @@
 """Streaming a library file: Range/If-Range per RFC 9110 §14, plus the download faults.
 
-The decision is `cloud_http.plan_download` (pure); this module only reads the file in a
+The decision is `http_semantics.plan_download` (pure); this module only reads the file in a
 thread and writes it out, cutting, withholding, trickling or mutating when a fault says so.
 """
 
@@ -15,10 +15,10 @@ from typing import BinaryIO
 
 from aiohttp import web
 
-from firmware_sim.cloud_faults import FaultSet
-from firmware_sim.cloud_http import http_date, plan_download
-from firmware_sim.cloud_journal import Entry
-from firmware_sim.cloud_store import Library
+from .faults import FaultSet
+from .http_semantics import http_date, plan_download
+from .journal import Entry
+from .store import Library
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from typing import Any
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from firmware_sim.cloud_app import AUTHORITY, FAULTS, LIBRARY, create_app
-from firmware_sim.cloud_auth import DeviceAuthority
-from firmware_sim.cloud_faults import FaultSet
-from firmware_sim.cloud_store import Library
+from .app import AUTHORITY, FAULTS, LIBRARY, create_app
+from .auth import DeviceAuthority
+from .faults import FaultSet
+from .store import Library
 
 
 class FakeClock:
