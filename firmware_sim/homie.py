@@ -13,112 +13,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiomqtt
 
+from .common.backoff import Backoff
+from .common.clock import SimClock
+from .common.state import StateStore
 from .homie_wire import FAULT_PREFIX, InvalidValue, Model, Update, description, topic, valid_id
 
 log = logging.getLogger(__name__)
-
-# ---------------------------------------------------------------------------------------------
-# Time, backoff and persistence: small, pure or nearly so.
-
-
-class SimClock:
-    """Simulation time in seconds: wall time at start, then real elapsed time times `speed`."""
-
-    def __init__(self, speed: float = 1.0, monotonic: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
-        self.speed = speed
-        self._monotonic = monotonic
-        self._origin_real = monotonic()
-        self._origin_sim = wall()
-
-    def now(self) -> float:
-        return self._origin_sim + (self._monotonic() - self._origin_real) * self.speed
-
-    def real_seconds(self, sim_seconds: float) -> float:
-        return sim_seconds / self.speed
-
-
-class Backoff:
-    """Exponential reconnect delay with jitter, capped; reset after a good connection."""
-
-    def __init__(self, base: float = 0.5, cap: float = 15.0, rng: random.Random | None = None) -> None:
-        self.base = base
-        self.cap = cap
-        self.rng = rng or random.Random()
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        delay = min(self.cap, self.base * (2 ** self.attempt))
-        self.attempt = min(self.attempt + 1, 30)
-        return delay * self.rng.uniform(0.5, 1.0)
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
-class StateStore:
-    """One JSON file per device under `directory`, replaced atomically (temp, fsync, rename)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-
-    def path(self, device_id: str) -> Path:
-        return self.directory / f"{device_id}.json"
-
-    def load(self, device_id: str) -> dict[str, Any]:
-        """The saved state, or {} when absent; an unreadable file is set aside as `.bad`."""
-        path = self.path(device_id)
-        try:
-            data = json.loads(path.read_text("utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-            return data
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            log.warning("state of %s unreadable (%s); starting from defaults", device_id, exc)
-            try:
-                os.replace(path, path.with_suffix(".json.bad"))
-            except OSError:
-                pass
-            return {}
-
-    def save(self, device_id: str, data: Mapping[str, Any]) -> None:
-        """Blocking: run it in a thread. Readers see the old file or the new one, never half."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.path(device_id)
-        tmp = path.with_suffix(f".json.tmp{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def default_state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "firmware-sim"
-
-
-# ---------------------------------------------------------------------------------------------
-# The asyncio adapter.
-
 
 @dataclass
 class DeviceConfig:

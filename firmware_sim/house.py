@@ -31,9 +31,11 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 from zeroconf.asyncio import AsyncZeroconf
 
 from .devices import MODELS, build_model
-from .homie import DeviceConfig, HomieDevice, SimClock, StateStore, default_state_dir
+from .common.clock import SimClock
+from .common.state import StateStore, default_state_dir
+from .homie import DeviceConfig, HomieDevice
 from .homie_wire import valid_id
-from .net import Advertiser, BrokerAddress, homie_service_info, make_zeroconf, resolve_broker
+from .common.net import Advertiser, BrokerAddress, homie_service_info, make_zeroconf, resolve_broker
 
 log = logging.getLogger(__name__)
 

@@ -36,9 +36,11 @@ import aiohttp
 from zeroconf.asyncio import AsyncZeroconf
 
 from .devices import BaseModel, declare
-from .homie import DeviceConfig, HomieDevice, SimClock, StateStore
+from .common.clock import SimClock
+from .common.state import StateStore
+from .homie import DeviceConfig, HomieDevice
 from .homie_wire import Node, Update
-from .net import Advertiser, BrokerAddress, homie_service_info
+from .common.net import Advertiser, BrokerAddress, homie_service_info
 
 log = logging.getLogger(__name__)
 

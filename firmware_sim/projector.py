@@ -29,8 +29,8 @@ from typing import Any
 
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from firmware_sim.homie import StateStore, default_state_dir
-from firmware_sim.net import (
+from firmware_sim.common.state import StateStore, default_state_dir
+from firmware_sim.common.net import (
     Advertiser,
     BrokerAddress,
     instance_name,

@@ -11,8 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from firmware_sim.common.backoff import Backoff
+from firmware_sim.common.clock import SimClock
+from firmware_sim.common.state import StateStore
 from firmware_sim.devices import MODELS
-from firmware_sim.homie import Backoff, SimClock, StateStore
 from firmware_sim.homie_wire import InvalidValue, Property, description
 
 BOOL = Property("on", "On", "boolean", settable=True)

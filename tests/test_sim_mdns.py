@@ -11,7 +11,7 @@ from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from firmware_sim.house import House, parse_house
-from firmware_sim.net import (HOMIE_SERVICE, MQTT_SERVICE, discover_broker, instance_name, mqtt_service_info,
+from firmware_sim.common.net import (HOMIE_SERVICE, MQTT_SERVICE, discover_broker, instance_name, mqtt_service_info,
                               parse_broker_url)
 from hub.broker import Broker
 from tests.sim_support import observe

@@ -14,7 +14,7 @@ from aiohttp import web
 from zeroconf import IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from firmware_sim.net import HOMIE_SERVICE, BrokerAddress
+from firmware_sim.common.net import HOMIE_SERVICE, BrokerAddress
 from firmware_sim.player import MediaPlayer
 from hub.broker import Broker
 from tests.sim_support import observe

@@ -236,7 +236,7 @@ async def test_the_media_player_comes_up_on_the_broker_with_the_projector_mac(
 
 
 async def test_the_media_player_finds_the_broker_by_mdns(tmp_path: Path, broker: Broker) -> None:
-    from firmware_sim.net import mqtt_service_info
+    from firmware_sim.common.net import mqtt_service_info
 
     device_id = "projector-021122334455-player"
     aiozc = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)

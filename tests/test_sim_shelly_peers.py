@@ -17,8 +17,8 @@ import pytest
 from zeroconf import IPVersion
 from zeroconf.asyncio import AsyncServiceInfo
 
-from firmware_sim.homie import SimClock
-from firmware_sim.net import make_zeroconf
+from firmware_sim.common.clock import SimClock
+from firmware_sim.common.net import make_zeroconf
 from firmware_sim.shelly import ShellySim, build
 from firmware_sim.shelly.server import SHELLY_SERVICE
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from firmware_sim.net import make_zeroconf, mqtt_service_info
+from firmware_sim.common.net import make_zeroconf, mqtt_service_info
 from hub.broker import Broker
 from tests.sim_support import observe
 

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import signal
 
-from firmware_sim.homie import SimClock
+from firmware_sim.common.clock import SimClock
 
 from .models import MODELS, build, normalise_mac
 from .server import ShellySim

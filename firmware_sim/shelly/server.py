@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from aiohttp import WSMsgType, web
 from zeroconf.asyncio import AsyncServiceInfo
 
-from firmware_sim.net import Advertiser, make_zeroconf
+from firmware_sim.common.net import Advertiser, make_zeroconf
 
 from .components import RpcError
 from .device import NO_HANDLER, UNAUTHORIZED, ShellyDevice, delta

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import signal
 
-from firmware_sim.homie import SimClock
-from firmware_sim.net import make_zeroconf, resolve_broker
+from firmware_sim.common.clock import SimClock
+from firmware_sim.common.net import make_zeroconf, resolve_broker
 
 from .device import TasmotaSim
 from .model import MODELS, TasmotaDevice

@@ -16,8 +16,8 @@ from typing import Protocol
 
 import aiomqtt
 
-from firmware_sim.homie import Backoff
-from firmware_sim.net import BrokerAddress
+from firmware_sim.common.backoff import Backoff
+from firmware_sim.common.net import BrokerAddress
 
 from .model import OFFLINE, Message, TasmotaDevice
 
