@@ -21,8 +21,8 @@ import aiomqtt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from firmware_sim.fleet import fleet_specs  # noqa: E402
-from firmware_sim.house import load_house  # noqa: E402
+from firmware_sim.homie.fleet import fleet_specs  # noqa: E402
+from firmware_sim.homie.house import load_house  # noqa: E402
 from hub.broker import Broker  # noqa: E402
 
 

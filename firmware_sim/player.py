@@ -35,12 +35,10 @@ from typing import Any
 import aiohttp
 from zeroconf.asyncio import AsyncZeroconf
 
-from .devices import BaseModel, declare
-from .common.clock import SimClock
-from .common.state import StateStore
-from .homie import DeviceConfig, HomieDevice
-from .homie_wire import Node, Update
-from .common.net import Advertiser, BrokerAddress, homie_service_info
+from firmware_sim.common.clock import SimClock
+from firmware_sim.common.net import Advertiser, BrokerAddress
+from firmware_sim.common.state import StateStore
+from firmware_sim.homie import BaseModel, DeviceConfig, HomieDevice, Node, Update, declare, homie_service_info
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import aiohttp
 from rich.console import Console
 
 from firmware_sim.cloud.testing import running_cloud
-from firmware_sim.house import House, parse_house
+from firmware_sim.homie.house import House, parse_house
 from firmware_sim.projector import ProjectorSim
 from firmware_sim.projector_model import ProjectorConfig
 from hub import demo_scenes

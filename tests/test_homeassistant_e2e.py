@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from firmware_sim.house import House, default_house_text, parse_house
+from firmware_sim.homie.house import House, default_house_text, parse_house
 from firmware_sim.projector import ProjectorSim
 from firmware_sim.projector_model import ProjectorConfig
 from hub.accounts import create_token, create_user

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from firmware_sim.house import House, parse_house
+from firmware_sim.homie.house import House, parse_house
 from hub.commands import CommandTimeout, DeviceNotFound, DeviceOffline
 from hub.model import Access, Action, Binary, DeviceInfo, InvalidCommand, Numeric, Text
 from hub.registry import Device

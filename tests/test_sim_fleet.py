@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from firmware_sim.fleet import MAX_COUNT, fleet_specs
-from firmware_sim.house import House
+from firmware_sim.homie.fleet import MAX_COUNT, fleet_specs
+from firmware_sim.homie.house import House
 from hub.broker import Broker
 from tests.sim_support import observe
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from firmware_sim.common.backoff import Backoff
 from firmware_sim.common.clock import SimClock
 from firmware_sim.common.state import StateStore
-from firmware_sim.devices import MODELS
-from firmware_sim.homie_wire import InvalidValue, Property, description
+from firmware_sim.homie.devices import MODELS
+from firmware_sim.homie.wire import InvalidValue, Property, description
 
 BOOL = Property("on", "On", "boolean", settable=True)
 BRIGHT = Property("brightness", "Brightness", "integer", "0:100", True, unit="%")

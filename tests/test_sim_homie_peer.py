@@ -20,9 +20,9 @@ from ebus_sdk.homie import _parse_set_payload as ebus_parse  # pinned version; n
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from firmware_sim.devices import MODELS
-from firmware_sim.homie_wire import InvalidValue, Property
-from firmware_sim.house import House, parse_house
+from firmware_sim.homie.devices import MODELS
+from firmware_sim.homie.house import House, parse_house
+from firmware_sim.homie.wire import InvalidValue, Property
 from firmware_sim.player import PlayerModel
 from hub.broker import Broker
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware_sim.house import House, load_house, parse_house
+from firmware_sim.homie.house import House, load_house, parse_house
 from hub.broker import Broker
 from tests.sim_support import observe
 

@@ -10,9 +10,9 @@ import pytest
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from firmware_sim.house import House, parse_house
-from firmware_sim.common.net import (HOMIE_SERVICE, MQTT_SERVICE, discover_broker, instance_name, mqtt_service_info,
-                              parse_broker_url)
+from firmware_sim.common.net import MQTT_SERVICE, discover_broker, instance_name, mqtt_service_info, parse_broker_url
+from firmware_sim.homie.house import House, parse_house
+from firmware_sim.homie.mdns import HOMIE_SERVICE
 from hub.broker import Broker
 from tests.sim_support import observe
 

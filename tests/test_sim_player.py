@@ -14,7 +14,8 @@ from aiohttp import web
 from zeroconf import IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from firmware_sim.common.net import HOMIE_SERVICE, BrokerAddress
+from firmware_sim.common.net import BrokerAddress
+from firmware_sim.homie.mdns import HOMIE_SERVICE
 from firmware_sim.player import MediaPlayer
 from hub.broker import Broker
 from tests.sim_support import observe

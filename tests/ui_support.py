@@ -17,7 +17,7 @@ from rich.console import Console
 
 from firmware_sim.cloud import media_seed
 from firmware_sim.cloud.testing import running_cloud
-from firmware_sim.house import House, load_house
+from firmware_sim.homie.house import House, load_house
 from firmware_sim.projector import ProjectorSim
 from firmware_sim.projector_model import ProjectorConfig
 from hub.broker import free_port

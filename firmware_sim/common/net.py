@@ -1,12 +1,12 @@
 """Finding the broker (`_mqtt._tcp` over mDNS, or `--broker mqtt://host:port`) and advertising
-simulated devices as `_homie._tcp` services (RFC 6763 naming and TXT rules, §4.1.1 and §6)."""
+simulated devices over mDNS (RFC 6763 naming rules, §4.1.1)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -16,7 +16,6 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 log = logging.getLogger(__name__)
 
 MQTT_SERVICE = "_mqtt._tcp.local."
-HOMIE_SERVICE = "_homie._tcp.local."
 MAX_INSTANCE_BYTES = 63  # RFC 6763 §4.1.1: one DNS label
 
 
@@ -109,23 +108,6 @@ def instance_name(name: str) -> str:
     clean = name.replace(".", " ").strip() or "device"
     data = clean.encode("utf-8")[:MAX_INSTANCE_BYTES]
     return data.decode("utf-8", errors="ignore").rstrip()
-
-
-def homie_txt(device_id: str, room: str, kind: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """TXT keys of the contract; `txtvers` first (RFC 6763 §6.7)."""
-    txt = {"txtvers": "1", "id": device_id, "topic": f"homie/5/{device_id}", "room": room, "type": kind}
-    txt.update(extra or {})
-    return txt
-
-
-def homie_service_info(name: str, device_id: str, room: str, kind: str, address: str, port: int,
-                       extra: Mapping[str, str] | None = None) -> AsyncServiceInfo:
-    """The `_homie._tcp` record of one device; each device gets its own host name."""
-    return AsyncServiceInfo(
-        HOMIE_SERVICE, f"{instance_name(name)}.{HOMIE_SERVICE}",
-        addresses=[socket.inet_aton(address)], port=port,
-        properties=homie_txt(device_id, room, kind, extra), server=f"{device_id}.local.",
-    )
 
 
 def mqtt_service_info(address: str, port: int, name: str = "MQTT broker") -> AsyncServiceInfo:

@@ -35,7 +35,7 @@ MAX_BODY = 64 * 1024
 
 
 class Clock(Protocol):
-    """Simulated time (`firmware_sim.homie.SimClock` fits)."""
+    """Simulated time (`firmware_sim.common.clock.SimClock` fits)."""
 
     def now(self) -> float: ...
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class Clock(Protocol):
-    """Simulated time (`firmware_sim.homie.SimClock` fits)."""
+    """Simulated time (`firmware_sim.common.clock.SimClock` fits)."""
 
     def now(self) -> float: ...
 

@@ -30,12 +30,14 @@ from pydantic import BaseModel as Schema
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from zeroconf.asyncio import AsyncZeroconf
 
+from firmware_sim.common.clock import SimClock
+from firmware_sim.common.net import Advertiser, BrokerAddress, make_zeroconf, resolve_broker
+from firmware_sim.common.state import StateStore, default_state_dir
+
 from .devices import MODELS, build_model
-from .common.clock import SimClock
-from .common.state import StateStore, default_state_dir
-from .homie import DeviceConfig, HomieDevice
-from .homie_wire import valid_id
-from .common.net import Advertiser, BrokerAddress, homie_service_info, make_zeroconf, resolve_broker
+from .mdns import homie_service_info
+from .runtime import DeviceConfig, HomieDevice
+from .wire import valid_id
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ class HouseSpec(Schema):
 
 
 def default_house_text() -> str:
-    return resources.files("firmware_sim").joinpath("default_house.toml").read_text("utf-8")
+    return resources.files(__package__).joinpath("default_house.toml").read_text("utf-8")
 
 
 def parse_house(text: str) -> list[DeviceSpec]:

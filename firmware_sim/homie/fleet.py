@@ -11,7 +11,7 @@ import asyncio
 import logging
 
 from .house import DeviceSpec, House, add_common_arguments, check_common, run
-from .homie_wire import valid_id
+from .wire import valid_id
 
 log = logging.getLogger(__name__)
 

@@ -244,7 +244,7 @@ def topic(device_id: str, *parts: str) -> str:
 
 
 class Model(Protocol):
-    """What the runtime needs from a device model (implemented in firmware_sim.devices)."""
+    """What the runtime needs from a device model (implemented in firmware_sim.homie.devices)."""
 
     kind: str
 

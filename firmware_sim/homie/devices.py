@@ -2,7 +2,7 @@
 
 Each model declares its Homie 5 nodes and turns commands, faults and the passage of time
 (`now`, in simulation seconds) into `Update`s to publish. No I/O here: `HomieDevice` in
-`firmware_sim.homie` does the MQTT side, so the tests drive these with a fake clock.
+`firmware_sim.homie.runtime` does the MQTT side, so the tests drive these with a fake clock.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import random
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .homie_wire import InvalidValue, Node, Property, Update
+from .wire import InvalidValue, Node, Property, Update
 
 log = logging.getLogger(__name__)
 

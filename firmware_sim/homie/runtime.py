@@ -1,8 +1,8 @@
 """A Homie 5 device runtime: one MQTT connection per device, driving a model.
 
-`HomieDevice` is the thin asyncio adapter over the pure wire code in `homie_wire`: it owns one
+`HomieDevice` is the thin asyncio adapter over the pure wire code in `wire`: it owns one
 aiomqtt connection (last will `$state`=`lost`), publishes `$state`, `$description` and the
-values, routes `/set` commands to a device model (see `firmware_sim.devices`), ticks the model
+values, routes `/set` commands to a device model (see `firmware_sim.homie.devices`), ticks the model
 with a simulation clock, reconnects with backoff and saves the model's state atomically.
 
 Homie 5 references: homieiot.github.io, convention v5 ("Device lifecycle", "$target").
@@ -22,10 +22,11 @@ from typing import Any
 
 import aiomqtt
 
-from .common.backoff import Backoff
-from .common.clock import SimClock
-from .common.state import StateStore
-from .homie_wire import FAULT_PREFIX, InvalidValue, Model, Update, description, topic, valid_id
+from firmware_sim.common.backoff import Backoff
+from firmware_sim.common.clock import SimClock
+from firmware_sim.common.state import StateStore
+
+from .wire import FAULT_PREFIX, InvalidValue, Model, Update, description, topic, valid_id
 
 log = logging.getLogger(__name__)
 
