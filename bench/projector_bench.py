@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.roundtrip import HubProcess, show  # noqa: E402
 from firmware_sim.projector import ProjectorSim  # noqa: E402
-from firmware_sim.projector_model import ProjectorConfig  # noqa: E402
+from firmware_sim.projector.model import ProjectorConfig  # noqa: E402
 from hub.broker import Broker, free_port  # noqa: E402
 
 PASSWORD = "bench-pw"

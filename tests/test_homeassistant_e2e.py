@@ -13,7 +13,7 @@ import pytest
 
 from firmware_sim.homie.house import House, default_house_text, parse_house
 from firmware_sim.projector import ProjectorSim
-from firmware_sim.projector_model import ProjectorConfig
+from firmware_sim.projector.model import ProjectorConfig
 from hub.accounts import create_token, create_user
 from hub.broker import Broker, free_port
 from hub.core import Hub

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from firmware_sim.cloud.testing import running_cloud
 from firmware_sim.projector import ProjectorSim
-from firmware_sim.projector_model import ProjectorConfig
+from firmware_sim.projector.model import ProjectorConfig
 from hub.broker import free_port
 from hub.media.cli import cloud_link
 from tests.conftest import RunningHub, until

@@ -17,7 +17,7 @@ from devices.pjlink import PJLinkDriver, device_id_for
 from devices.pjlink_identity import Identity, mismatch
 from devices.pjlink_search import PJLinkUdp, SearchAck, StatusNotice
 from firmware_sim.projector import ProjectorSim
-from firmware_sim.projector_model import Power, ProjectorConfig
+from firmware_sim.projector.model import Power, ProjectorConfig
 from tests.pjlink_helpers import RecordingContext
 from tests.test_pjlink_e2e import free_port_for_tcp_and_udp
 

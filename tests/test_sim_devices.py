@@ -10,7 +10,7 @@ import pytest
 from firmware_sim.homie.devices import (ClimateSensor, ContactSensor, Cover, Light, Lock, MotionSensor, Plug,
                                         Thermostat, build_model)
 from firmware_sim.homie.wire import Update
-from firmware_sim.player import PlayerModel, parse_content_range
+from firmware_sim.projector.player import PlayerModel, parse_content_range
 
 T0 = 1_000_000.0
 

@@ -168,7 +168,7 @@ def test_state_store_round_trip_and_corrupt_file(tmp_path: Path) -> None:
 
 def test_firmware_sim_never_imports_hub_or_devices() -> None:
     root = Path(__file__).resolve().parents[1] / "firmware_sim"
-    for path in root.glob("*.py"):
+    for path in root.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = []
             if isinstance(node, ast.Import):

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from firmware_sim.homie.devices import MODELS
 from firmware_sim.homie.house import House, parse_house
 from firmware_sim.homie.wire import InvalidValue, Property
-from firmware_sim.player import PlayerModel
+from firmware_sim.projector.player import PlayerModel
 from hub.broker import Broker
 
 pytestmark = pytest.mark.filterwarnings("ignore:Callback API version 1:DeprecationWarning")  # inside ebus-sdk

@@ -16,7 +16,7 @@ from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from firmware_sim.common.net import BrokerAddress
 from firmware_sim.homie.mdns import HOMIE_SERVICE
-from firmware_sim.player import MediaPlayer
+from firmware_sim.projector.player import MediaPlayer
 from hub.broker import Broker
 from tests.sim_support import observe
 

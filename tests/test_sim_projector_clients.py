@@ -19,7 +19,7 @@ from pypjlink import MUTE_AUDIO, MUTE_VIDEO, Projector
 from pypjlink.projector import ProjectorError
 
 from firmware_sim.projector import ProjectorSim
-from firmware_sim.projector_model import FakeClock, Power, ProjectorConfig
+from firmware_sim.projector.model import FakeClock, Power, ProjectorConfig
 
 PASSWORD = "JBMIAProjectorLink"
 TIMEOUT = 10.0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware_sim.projector_model import (
+from firmware_sim.projector.model import (
     BadParameter,
     Change,
     ErrorKind,
@@ -198,9 +198,10 @@ def test_identity_defaults_are_deterministic_and_well_formed() -> None:
 
 
 def test_firmware_sim_projector_imports_neither_hub_nor_devices() -> None:
-    root = Path(__file__).resolve().parents[1] / "firmware_sim"
-    for name in ("projector.py", "pjlink_server.py", "projector_model.py"):
-        tree = ast.parse((root / name).read_text())
+    root = Path(__file__).resolve().parents[1] / "firmware_sim" / "projector"
+    for path in root.glob("*.py"):
+        name = path.name
+        tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 mods = [a.name for a in node.names]

@@ -16,10 +16,10 @@ import pytest
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from firmware_sim.pjlink_server import digest_for
+from firmware_sim.projector.pjlink import digest_for
 from hub.broker import Broker, free_port  # test helpers; firmware_sim itself never imports hub
 from firmware_sim.projector import ProjectorSim
-from firmware_sim.projector_model import ErrorKind, FakeClock, Level, Power, ProjectorConfig
+from firmware_sim.projector.model import ErrorKind, FakeClock, Level, Power, ProjectorConfig
 
 TIMEOUT = 10.0
 MAC = "02:11:22:33:44:55"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_sim.pjlink_server import (
+from firmware_sim.projector.pjlink import (
     ERRA,
     MAX_LINE,
     Close,
@@ -19,7 +19,7 @@ from firmware_sim.pjlink_server import (
     notification,
     search_reply,
 )
-from firmware_sim.projector_model import ErrorKind, FakeClock, Level, ProjectorConfig, ProjectorModel
+from firmware_sim.projector.model import ErrorKind, FakeClock, Level, ProjectorConfig, ProjectorModel
 
 TOKEN = "498e4a67"
 # The worked example of the PJLink specification (§5): random 498e4a67, password JBMIAProjectorLink.

@@ -19,7 +19,7 @@ from firmware_sim.cloud import media_seed
 from firmware_sim.cloud.testing import running_cloud
 from firmware_sim.homie.house import House, load_house
 from firmware_sim.projector import ProjectorSim
-from firmware_sim.projector_model import ProjectorConfig
+from firmware_sim.projector.model import ProjectorConfig
 from hub.broker import free_port
 from hub.media.cli import cloud_link
 from tests.conftest import RunningHub, until

@@ -1,6 +1,6 @@
 """The projector's media player: a Homie 5 device (type `media-player`) that really fetches media.
 
-Use (from firmware_sim.projector)::
+Use (from firmware_sim.projector.runtime)::
 
     player = MediaPlayer("projector-player", "Projector player", mac="aa:bb:cc:dd:ee:ff",
                          broker=BrokerAddress("127.0.0.1", 1883), room="Living room",

@@ -1,7 +1,7 @@
 """`firmware-sim projector`: the simulated PJLink projector on TCP and UDP, plus its mDNS record.
 
-`ProjectorSim` is the asyncio runtime around the pure parts (`projector_model`,
-`pjlink_server`): one TCP session at a time with an idle close, UDP search answers and status
+`ProjectorSim` is the asyncio runtime around the pure parts (`model`,
+`pjlink`): one TCP session at a time with an idle close, UDP search answers and status
 notifications (PJLink 2.00 search and status notification procedures), a `_pjlink._tcp` advertisement, the state file, and the
 projector's Homie 5 media player when a broker is known.
 
@@ -29,25 +29,17 @@ from typing import Any
 
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from firmware_sim.common.state import StateStore, default_state_dir
 from firmware_sim.common.net import (
     Advertiser,
     BrokerAddress,
-    instance_name,
     discover_broker,
+    instance_name,
     make_zeroconf,
     parse_broker_url,
 )
-from firmware_sim.pjlink_server import (
-    Close,
-    PJLinkServerConnection,
-    Send,
-    SessionState,
-    notification,
-    search_reply,
-)
-from firmware_sim.player import MediaPlayer
-from firmware_sim.projector_model import (
+from firmware_sim.common.state import StateStore, default_state_dir
+
+from .model import (
     Change,
     ErrorKind,
     Level,
@@ -55,6 +47,15 @@ from firmware_sim.projector_model import (
     ProjectorModel,
     SavedState,
 )
+from .pjlink import (
+    Close,
+    PJLinkServerConnection,
+    Send,
+    SessionState,
+    notification,
+    search_reply,
+)
+from .player import MediaPlayer
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 `PJLinkServerConnection` is one TCP session (greeting, MD5 authentication, CR-terminated
 command lines); `search_reply` and `notification` are the UDP side (PJLink 2.00 search and
 status notification). Section numbers (§4.x) follow the Class 2 specification's command list.
-Nothing here reads a clock or a socket: the asyncio runtime in `projector.py` does the I/O.
+Nothing here reads a clock or a socket: the asyncio runtime in `runtime.py` does the I/O.
 
 Choices where real units differ, documented so the hub's driver can rely on them:
 - A line longer than 136 bytes (the PJLink maximum packet, CR included; 32 more for the digest on
@@ -24,7 +24,7 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from firmware_sim.projector_model import (
+from .model import (
     BadParameter,
     Failure,
     ProjectorModel,
