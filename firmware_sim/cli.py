@@ -11,7 +11,7 @@ import sys
 COMMANDS = {
     "house": ("firmware_sim.homie.house", "a whole simulated house of Homie 5 devices, from a TOML file"),
     "fleet": ("firmware_sim.homie.fleet", "N generic Homie 5 devices, for load tests"),
-    "projector": ("firmware_sim.projector.runtime", "a PJLink Class 2 projector with its Homie 5 media player"),
+    "projector": ("firmware_sim.projector.command", "a PJLink Class 2 projector with its Homie 5 media player"),
     "cloud": ("firmware_sim.cloud.command", "the operator cloud API serving a library directory"),
     "shelly": ("firmware_sim.shelly.command", "a Shelly Gen2 device: HTTP/WebSocket RPC, digest auth, mDNS"),
     "tasmota": ("firmware_sim.tasmota.command", "a Tasmota device on MQTT with native discovery"),
