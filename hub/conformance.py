@@ -1,0 +1,648 @@
+"""The driver conformance kit: a pytest plugin that runs the hub's generic checks on any driver.
+
+Activate it (`pytest -p hub.conformance`, or `pytest_plugins = ["hub.conformance"]` in your root
+conftest.py), then declare your driver in a test module with a fixture named `conformance`:
+
+    import pytest
+    from hub.conformance import Conformance, Scenario
+
+    @pytest.fixture
+    def conformance() -> Conformance:
+        return Conformance(
+            AcmeDriver,
+            options={"password": "pw"},                       # its [drivers.acme] table
+            scenario=Scenario(mqtt=[("acme/plug-1/config", '{"id": "plug-1"}')],  # retained messages
+                              respond=echo_set),              # how the device answers commands
+            command={"on": True},                             # one command it must confirm
+        )
+
+The plugin adds `TestConformance` to that module: one test per rule, each named for it (exposes
+declared for every reported value, ids valid and stable over a restart, the command confirmed,
+garbage survived, everything stopped, the loop never blocked, options checked, the error
+contract kept). Parametrize the fixture to check several drivers from one module.
+
+A scenario is how a device appears: mDNS services (`hub.testing.discovered`) offered as the hub
+would, retained MQTT messages on an in-memory broker (delivered to every subscription, the
+driver's discovery filters included, and the driver's own publishes echoed back, as Mosquitto
+does), and `respond(topic, payload)` giving the messages the device publishes in reply. For a
+real device or a simulator, pass an async context manager factory that starts it and yields the
+Scenario; it runs around each check.
+
+The driver runs inside the hub's own `DriverHost` (options, contexts, claim arbitration) with a
+`hub.testing.RecordingHost` for the hub, on a private event loop per check: the kit needs no
+pytest-asyncio mode. Garbage is drawn by hypothesis with a fixed seed (`HUB_FUZZ_SEED=<n>`
+explores others).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import traceback
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+
+from .clock import SystemClock
+from .config import ConfigError
+from .driver import (
+    BrokerUnavailable, DeviceRejected, DeviceTimeout, DeviceUnreachable, Discovered, Driver, NotNow,
+)
+from .driver_host import DriverHost
+from .model import Access, DeviceInfo, valid_device_id
+from .testing import FakeMqtt, RecordingHost
+from .topics import topic_matches
+
+__all__ = ["CONTRACT_ERRORS", "Conformance", "Harness", "Scenario", "ScenarioMqtt", "echo_set", "report_problems"]
+
+CONTRACT_ERRORS = (DeviceUnreachable, DeviceTimeout, DeviceRejected, NotNow, BrokerUnavailable)
+EXPOSE_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")  # JSON keys, MQTT/HA object ids, UI element ids
+FIXTURE = "conformance"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """How a device appears, and how it answers."""
+
+    mdns: Sequence[Discovered] = ()  # services, offered to the driver if it declared their type
+    mqtt: Sequence[tuple[str, bytes | str]] = ()  # retained messages the device has published
+    respond: Callable[[str, bytes], Iterable[tuple[str, bytes | str]]] | None = None  # replies to a publish
+
+
+def echo_set(topic: str, payload: bytes) -> list[tuple[str, bytes]]:
+    """A device that confirms `<prop>/set` by publishing the value on `<prop>` (Homie 5 style)."""
+    return [(topic.removesuffix("/set"), payload)] if topic.endswith("/set") else []
+
+
+ScenarioSource = Scenario | Callable[[], AbstractAsyncContextManager[Scenario]]
+
+
+@dataclass(frozen=True)
+class Conformance:
+    """One driver under test: the class, its options, a scenario and a command to confirm."""
+
+    driver: type[Driver]
+    scenario: ScenarioSource
+    command: Mapping[str, Any]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    device_id: str | None = None  # the device to command; default: the first the driver found
+    timeout: float = 10.0  # for the device to appear, and for the command's confirmation
+    max_lag: float = 0.1  # the longest the driver may hold the event loop, seconds
+    examples: int = 150  # pieces of garbage hypothesis feeds it
+
+    @property
+    def name(self) -> str:
+        return self.driver.name
+
+
+# -- the in-memory broker ----------------------------------------------------------------------------
+
+class ScenarioMqtt(FakeMqtt):
+    """FakeMqtt that behaves like a broker: retained messages reach late subscribers, the driver's
+    own publishes come back to its subscriptions, the device answers through `respond`, and
+    every delivery happens on a later loop turn. A handler that raises is recorded, not re-raised."""
+
+    def __init__(self, respond: Callable[[str, bytes], Iterable[tuple[str, bytes | str]]] | None = None) -> None:
+        super().__init__()
+        self.retained: dict[str, bytes] = {}
+        self.respond = respond
+        self.crashes: list[str] = []
+
+    def subscribe(self, topic_filter: str, handler: Any) -> None:
+        super().subscribe(topic_filter, handler)
+        asyncio.get_running_loop().call_soon(self._retained_to, topic_filter, handler)
+
+    def _retained_to(self, topic_filter: str, handler: Any) -> None:
+        if (topic_filter, handler) not in self.handlers:
+            return
+        for topic, payload in list(self.retained.items()):
+            if topic_matches(topic_filter, topic):
+                self._call(handler, topic, payload, True)
+
+    def device_publishes(self, topic: str, payload: bytes | str, retain: bool = True) -> None:
+        """The device (or any other client) publishes: stored if retained, delivered to subscribers."""
+        data = payload.encode() if isinstance(payload, str) else payload
+        if retain:
+            if data:
+                self.retained[topic] = data
+            else:
+                self.retained.pop(topic, None)  # MQTT 3.1.1 §3.3.1.3: an empty retained message clears
+        self.inject(topic, data, retain)
+
+    def inject(self, topic: str, payload: bytes | str, retained: bool = True) -> None:
+        data = payload.encode() if isinstance(payload, str) else payload
+        for topic_filter, handler in list(self.handlers):
+            if topic_matches(topic_filter, topic):
+                self._call(handler, topic, data, retained)
+
+    def _call(self, handler: Any, topic: str, payload: bytes, retained: bool) -> None:
+        try:
+            handler(topic, payload, retained)
+        except Exception:
+            self.crashes.append(f"handler for {topic!r} raised on {payload[:60]!r}:\n{traceback.format_exc()}")
+
+    async def publish(self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False) -> None:
+        await super().publish(topic, payload, qos=qos, retain=retain)
+        data = payload.encode() if isinstance(payload, str) else payload
+        loop = asyncio.get_running_loop()
+        loop.call_soon(self.device_publishes, topic, data, retain)  # the broker echoes it to every subscriber
+        for reply_topic, reply in (self.respond(topic, data) if self.respond else ()):
+            loop.call_soon(self.device_publishes, reply_topic, reply)
+
+
+# -- one driver inside the hub's DriverHost ------------------------------------------------------------
+
+class Harness:
+    """The driver as the hub runs it: DriverHost, a RecordingHost, the scenario's broker."""
+
+    def __init__(self, spec: Conformance, scenario: Scenario) -> None:
+        self.spec = spec
+        self.scenario = scenario
+        self.recorder = RecordingHost()
+        self.mqtt = ScenarioMqtt(scenario.respond)
+        self.logged: list[str] = []  # what the host logged once (identify's ValueErrors, bad ids)
+        self.crashes: list[str] = []  # exceptions out of offers, seen() and the driver's tasks
+        self._offers: set[asyncio.Task[Any]] = set()
+        self.host = DriverHost(self.recorder, self.mqtt, SystemClock(), {spec.name: dict(spec.options)},
+                               lambda key, message: self.logged.append(message), self._spawn)
+
+    @property
+    def driver(self) -> Driver:
+        return self.host.drivers[self.spec.name]
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=f"conformance:{name}")
+        self._offers.add(task)
+        task.add_done_callback(self._offer_done)
+        return task
+
+    def _offer_done(self, task: asyncio.Task[Any]) -> None:
+        self._offers.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.crashes.append("".join(traceback.format_exception(exc)))
+
+    async def start(self) -> None:
+        self.host.create({self.spec.name: self.spec.driver})
+        ctx = self.host.contexts[self.spec.name]
+        original = ctx._task_done
+
+        def task_done(task: asyncio.Task[Any]) -> None:  # a driver task that dies is a crash, not a log line
+            original(task)
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                self.crashes.append(f"task {task.get_name()}: " + "".join(traceback.format_exception(exc)))
+        ctx._task_done = task_done  # type: ignore[method-assign]
+        await self.host.start(self.spec.name)
+        self.host.subscribe_discovery()
+
+    async def stop(self) -> None:
+        self.host.unsubscribe_discovery()
+        await self.settle()
+        await self.host.stop(self.spec.name)
+        if self.recorder._http is not None:
+            await self.recorder._http.close()
+
+    async def settle(self) -> None:
+        """Let queued deliveries run and the offers they started finish."""
+        for _ in range(3):
+            await asyncio.sleep(0)
+            while self._offers:
+                await asyncio.gather(*list(self._offers), return_exceptions=True)
+                await asyncio.sleep(0)
+
+    async def play(self, scenario: Scenario | None = None) -> None:
+        """The device announces itself: its retained messages, then its mDNS services."""
+        scenario = scenario or self.scenario
+        for topic, payload in scenario.mqtt:
+            self.mqtt.device_publishes(topic, payload)
+        await self.settle()
+        for service in scenario.mdns:
+            await self.offer(service)
+        await self.settle()
+
+    async def offer(self, service: Discovered) -> None:
+        try:
+            await self.host.on_mdns(service)
+        except Exception:
+            self.crashes.append(f"offering {service.name!r}:\n{traceback.format_exc()}")
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+        changed = self.recorder._changed
+
+        async def until() -> Any:
+            while not (result := predicate()):
+                changed.clear()
+                await changed.wait()
+            return result
+        try:
+            return await asyncio.wait_for(until(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"{self.spec.name}: no {what} within {timeout} s; "
+                                 f"reports so far: {self.recorder.reports[-8:]}") from None
+
+    def target(self) -> str:
+        if self.spec.device_id is not None:
+            return self.spec.device_id
+        return next(iter(self.recorder.devices), "")
+
+    async def ready(self) -> str:
+        """Wait for the device to be found, online and able to take the command; its id."""
+        def ok() -> bool:
+            info = self.recorder.devices.get(self.target())
+            return (info is not None and self.recorder.online.get(info.id) is True
+                    and all(info.expose(k) is not None for k in self.spec.command))
+        await self.wait_for(ok, self.spec.timeout, f"device online with exposes {sorted(self.spec.command)}")
+        return self.target()
+
+    async def command(self, device_id: str) -> None:
+        """send() the command and wait until the device confirms every value (state or target)."""
+        info = self.recorder.devices[device_id]
+        want = {k: info.expose(k).validate(v) for k, v in self.spec.command.items()}  # type: ignore[union-attr]
+        mark = len(self.recorder.reports)
+        await self.driver.send(device_id, want)
+        seen: dict[str, Any] = {}
+
+        def confirmed() -> bool:
+            for kind, dev, payload in self.recorder.reports[mark:]:
+                if dev == device_id and kind in ("state", "target"):
+                    seen.update({k: v for k, v in payload.items() if k in want and v == want[k]})
+            return seen.keys() == want.keys()
+        await self.wait_for(confirmed, self.spec.timeout, f"confirmation of {want} on {device_id}")
+
+
+@asynccontextmanager
+async def running(spec: Conformance) -> AsyncIterator[Scenario]:
+    """The spec's scenario, started (a simulator) or as given."""
+    if isinstance(spec.scenario, Scenario):
+        yield spec.scenario
+    else:
+        async with spec.scenario() as scenario:
+            yield scenario
+
+
+@asynccontextmanager
+async def harness(spec: Conformance, scenario: Scenario) -> AsyncIterator[Harness]:
+    h = Harness(spec, scenario)
+    await h.start()
+    try:
+        yield h
+    finally:
+        await h.stop()
+
+
+def report_problems(reports: Iterable[tuple[str, str, Any]], driver: str) -> list[str]:
+    """Everything a driver reported that breaks the exposes contract, in order of the reports."""
+    problems: list[str] = []
+    known: dict[str, DeviceInfo] = {}
+    for kind, device_id, payload in reports:
+        if kind == "found":
+            info: DeviceInfo = payload
+            if not valid_device_id(info.id):
+                problems.append(f"device id {info.id!r} is not valid (lowercase letters, digits, - and _)")
+            if info.driver != driver:
+                problems.append(f"{info.id}: driver {info.driver!r}, not {driver!r}")
+            names = [e.name for e in info.exposes]
+            problems += [f"{info.id}: expose name {n!r} is not valid ({EXPOSE_NAME.pattern})"
+                         for n in names if not EXPOSE_NAME.match(n)]
+            problems += [f"{info.id}: expose {n!r} declared twice" for n in sorted({n for n in names if names.count(n) > 1})]
+            known[info.id] = info
+            continue
+        if kind == "removed":
+            known.pop(device_id, None)
+            continue
+        info = known.get(device_id)  # type: ignore[assignment]
+        if info is None:
+            problems.append(f"{kind} reported on {device_id!r} while the hub does not know it (never found, or removed): the hub drops it: {payload!r}"[:300])
+            continue
+        if kind not in ("state", "target"):
+            continue
+        for key, value in payload.items():
+            expose = info.expose(key)
+            if expose is None:
+                problems.append(f"{device_id}: {kind} {key}={value!r} is not a declared expose"[:300])
+                continue
+            if kind == "target" and not expose.access & Access.SET:
+                problems.append(f"{device_id}: target for read-only {key}")
+            try:
+                normal = expose.validate(value)
+            except ValueError as e:
+                problems.append(f"{device_id}: {kind} {key}={value!r} fails its expose: {e}"[:300])
+                continue
+            if normal != value or type(normal) is not type(value):
+                problems.append(f"{device_id}: {kind} {key}={value!r} is not normalised (expose says {normal!r})")
+    return problems
+
+
+def _fail_on(h: Harness, what: str) -> None:
+    crashes = h.crashes + h.mqtt.crashes
+    assert not crashes, f"{h.spec.name} raised {what}:\n" + "\n".join(crashes[:3])
+
+
+# -- the checks -----------------------------------------------------------------------------------
+
+def _run(coro: Any, *, debug: bool = False) -> Any:
+    with asyncio.Runner(debug=debug) as runner:
+        return runner.run(coro)
+
+
+class TestConformance:
+    """The hub's rules for every driver; the module's `conformance` fixture names the driver."""
+
+    def test_declaration(self, conformance: Conformance) -> None:
+        """Name, priority, mDNS types and MQTT filters are well formed."""
+        cls = conformance.driver
+        assert re.fullmatch(r"[a-z][a-z0-9_]{0,31}", cls.name or ""), f"name {cls.name!r}: lowercase, digits, _"
+        assert isinstance(cls.priority, int)
+        for t in cls.service_types:
+            assert re.fullmatch(r"_[a-z0-9-]+\._(tcp|udp)\.local\.", t), f"service type {t!r} (RFC 6763 §7)"
+        for f in cls.mqtt_discovery:
+            levels = f.split("/")
+            assert f and "#" not in levels[:-1] and all(lv in ("+", "#") or not set("+#") & set(lv) for lv in levels), \
+                f"topic filter {f!r} (MQTT 3.1.1 §4.7)"
+
+    def test_exposes_cover_every_reported_value(self, conformance: Conformance) -> None:
+        """Each state or target value is a declared expose's, valid and normalised; ids are valid."""
+        async def check() -> None:
+            async with running(conformance) as scenario, harness(conformance, scenario) as h:
+                await h.play()
+                device_id = await h.ready()
+                await h.command(device_id)
+                await h.settle()
+            _fail_on(h, "while playing the scenario")
+            assert h.recorder.devices or h.recorder.removed, "the scenario found no device"
+            assert report_problems(h.recorder.reports, conformance.name) == []
+        _run(check())
+
+    def test_device_ids_are_stable_across_a_restart(self, conformance: Conformance) -> None:
+        """A restarted driver finds the same devices under the same ids."""
+        async def check() -> None:
+            async with running(conformance) as scenario:
+                ids = []
+                for _ in range(2):
+                    async with harness(conformance, scenario) as h:
+                        await h.play()
+                        await h.ready()
+                        ids.append(sorted(h.recorder.devices))
+                assert ids[0] == ids[1]
+                assert all(valid_device_id(i) for i in ids[0]), ids[0]
+        _run(check())
+
+    def test_command_is_confirmed(self, conformance: Conformance) -> None:
+        """send() returns, and the device's confirmation arrives through state_changed or target_accepted."""
+        async def check() -> None:
+            async with running(conformance) as scenario, harness(conformance, scenario) as h:
+                await h.play()
+                device_id = await h.ready()
+                await asyncio.wait_for(h.command(device_id), conformance.timeout * 2)
+            _fail_on(h, "around the command")
+        _run(check())
+
+    def test_send_to_an_unknown_device_keeps_the_error_contract(self, conformance: Conformance) -> None:
+        """An id the driver never found raises a contract error (503/504/422/409), not a bug (500)."""
+        async def check() -> None:
+            async with running(conformance) as scenario, harness(conformance, scenario) as h:
+                await h.play()
+                await h.ready()
+                try:
+                    await asyncio.wait_for(h.driver.send("no-such-device-0", dict(conformance.command)),
+                                           conformance.timeout)
+                except CONTRACT_ERRORS:
+                    pass
+                except Exception as e:
+                    raise AssertionError(f"send() to an unknown device raised {e!r}: not one of "
+                                         f"{', '.join(c.__name__ for c in CONTRACT_ERRORS)} (the hub answers 500)") from e
+                else:
+                    raise AssertionError("send() to an unknown device returned as if it were delivered")
+        _run(check())
+
+    def test_unknown_option_is_rejected_by_name(self, conformance: Conformance) -> None:
+        """The spec's options pass; an unknown key fails the start, naming drivers.<name>.<key>."""
+        name = conformance.name
+        recorder = RecordingHost()
+
+        def host(options: Mapping[str, Any]) -> DriverHost:
+            return DriverHost(recorder, FakeMqtt(), SystemClock(), {name: options}, lambda k, m: None,
+                              lambda c, n: None)  # type: ignore[arg-type,return-value]
+        host(dict(conformance.options)).create({name: conformance.driver})
+        with pytest.raises(ConfigError) as err:
+            host({**conformance.options, "no_such_option": 1}).create({name: conformance.driver})
+        assert f"drivers.{name}.no_such_option" in str(err.value)
+
+    def test_stop_leaves_nothing_running(self, conformance: Conformance) -> None:
+        """After stop(): no task of the driver's, no MQTT subscription, no socket or file left open."""
+        async def check() -> None:
+            async with running(conformance) as scenario:
+                await asyncio.sleep(0)
+                tasks_before = asyncio.all_tasks()
+                fds_before = _open_fds()
+                async with harness(conformance, scenario) as h:
+                    await h.play()
+                    device_id = await h.ready()
+                    await h.command(device_id)
+                await asyncio.sleep(0)
+                left = [t for t in asyncio.all_tasks() - tasks_before if t is not asyncio.current_task()]
+                assert not left, f"tasks still running after stop: {[t.get_name() for t in left]}"
+                assert h.mqtt.handlers == [], f"still subscribed after stop: {[f for f, _ in h.mqtt.handlers]}"
+                if fds_before is not None:
+                    opened = _open_fds() - fds_before  # type: ignore[operator]
+                    assert not opened, f"left open after stop: {sorted(opened)}"
+        _run(check())
+
+    def test_never_blocks_the_loop(self, conformance: Conformance) -> None:
+        """No callback holds the loop longer than max_lag while the device appears and is commanded."""
+        async def check() -> None:
+            loop = asyncio.get_running_loop()
+            loop.slow_callback_duration = conformance.max_lag
+            slow: list[str] = []
+            asyncio_log = logging.getLogger("asyncio")
+            async with running(conformance) as scenario:  # a simulator's start-up is not the driver's
+                handler = _Collect(slow)
+                asyncio_log.addHandler(handler)
+                try:
+                    async with _lag_probe() as lag, harness(conformance, scenario) as h:
+                        await h.play()
+                        device_id = await h.ready()
+                        await h.command(device_id)
+                finally:
+                    asyncio_log.removeHandler(handler)
+            assert not slow, "\n".join(slow[:5])
+            assert lag.worst < conformance.max_lag, f"the loop stalled for {lag.worst * 1000:.0f} ms"
+        _run(check(), debug=True)
+
+    def test_survives_garbage(self, conformance: Conformance) -> None:
+        """Junk TXT records and MQTT payloads (on its discovery filters and its devices' topics)
+        never raise out of a handler or leak into state, and the device still works after."""
+        from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: PLC0415
+
+        async def setup(h: Harness) -> None:
+            await h.play()
+            await h.command(await h.ready())
+
+        with asyncio.Runner() as runner:
+            async def enter() -> tuple[contextlib.AsyncExitStack, Harness]:
+                stack = contextlib.AsyncExitStack()
+                scenario = await stack.enter_async_context(running(conformance))
+                h = await stack.enter_async_context(harness(conformance, scenario))
+                await setup(h)
+                return stack, h
+            stack, h = runner.run(enter())
+            try:
+                topics = _topics(h)
+                junk = _junk(st, conformance.driver, topics, h.scenario)
+
+                @settings(max_examples=conformance.examples, deadline=None, database=None, derandomize=False,
+                          suppress_health_check=list(HealthCheck))
+                @given(junk)
+                def feed(pieces: list[Any]) -> None:
+                    runner.run(_feed(h, pieces))
+                    _fail_on(h, f"on garbage {pieces!r}"[:2000])
+
+                seed = int(os.environ.get("HUB_FUZZ_SEED", "0"))
+                from hypothesis import seed as with_seed  # noqa: PLC0415
+                with_seed(seed)(feed)()
+                assert report_problems(h.recorder.reports, conformance.name) == []
+
+                async def still_works() -> None:
+                    await h.play()  # the device speaks sanely again: the driver must follow
+                    await h.command(await h.ready())
+                runner.run(still_works())
+                _fail_on(h, "after the garbage")
+            finally:
+                runner.run(stack.aclose())
+
+
+async def _feed(h: Harness, pieces: list[Any]) -> None:
+    for piece in pieces:
+        if isinstance(piece, Discovered):
+            await h.offer(piece)
+        elif isinstance(piece, tuple) and piece[0] == "gone":
+            await h.host.on_mdns_gone(piece[1], piece[2])
+        else:
+            topic, payload, retain = piece
+            h.mqtt.device_publishes(topic, payload, retain)
+    await h.settle()
+
+
+def _topics(h: Harness) -> list[str]:
+    """Where garbage goes: the scenario's topics, the driver's discovery filters and subscriptions
+    made concrete, and what the driver published to (its own commands, echoed back)."""
+    found = {t for t, _ in h.scenario.mqtt} | {t for t, _ in h.mqtt.published}
+    filters = set(h.driver.mqtt_discovery) | {f for f, _ in h.mqtt.handlers}
+    ids = sorted(h.recorder.devices) or ["x"]
+    for f in filters:
+        found.add(f.replace("+", ids[0]).replace("#", "junk"))
+        found.add(f.replace("+", "junk-1").replace("#", "a/b"))
+    return sorted(found)
+
+
+def _junk(st: Any, cls: type[Driver], topics: list[str], scenario: Scenario) -> Any:
+    """A list of announcements, goodbyes and messages a hostile or broken LAN could send."""
+    text = st.text(max_size=40)
+    payload = st.one_of(
+        st.binary(max_size=64), text.map(str.encode),
+        st.sampled_from([b"", b"\x00", b"null", b"[]", b"{}", b"-1", b"1e999", b"nan", b"true", b"\xff\xfe",
+                         b"x" * 70_000, b'{"a": ' * 200]),
+        st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | text,
+                     lambda kids: st.lists(kids, max_size=4) | st.dictionaries(text, kids, max_size=4),
+                     max_leaves=8).map(lambda v: _json(v)),
+    )
+    message = st.tuples(st.sampled_from(topics), payload, st.booleans()) if topics else st.nothing()
+    txt_keys = sorted({k for d in scenario.mdns for k in d.txt}) or ["id"]
+    txt = st.dictionaries(st.sampled_from(txt_keys) | text.map(str.lower), text | st.sampled_from(["", "\x00", "x" * 300]),
+                          max_size=6)
+    types = list(cls.service_types)
+    services = st.nothing()
+    if types:
+        services = st.builds(
+            lambda t, name, tx, port, base: replace(base, service_type=t, name=f"{name}.{t}", txt=tx, port=port)
+            if base is not None else Discovered(t, f"{name}.{t}", ("127.0.0.1",), port, tx),
+            st.sampled_from(types), text, txt, st.integers(0, 65535),
+            st.sampled_from([None, *scenario.mdns]),
+        )
+        # the scenario's own service with one TXT value spoiled, or saying goodbye
+        for d in scenario.mdns:
+            services = services | st.builds(lambda k, v, d=d: replace(d, txt={**d.txt, k: v}),
+                                            st.sampled_from(sorted(d.txt) or ["id"]), text)
+    goodbyes = st.sampled_from([("gone", d.service_type, d.name) for d in scenario.mdns]) if scenario.mdns else st.nothing()
+    return st.lists(st.one_of(message, message, message, services, goodbyes), min_size=1, max_size=8)
+
+
+def _json(value: Any) -> bytes:
+    import json  # noqa: PLC0415
+    return json.dumps(value, allow_nan=True).encode()
+
+
+def _open_fds() -> set[str] | None:
+    """This process's open sockets and files (Linux), None where /proc can't tell."""
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    out = set()
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            out.add(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
+    return out
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Executing"):  # asyncio debug mode: "Executing <Handle ...> took 0.2 seconds"
+            self.into.append(message)
+
+
+@dataclass
+class _Lag:
+    worst: float = 0.0
+
+
+@asynccontextmanager
+async def _lag_probe(period: float = 0.005) -> AsyncIterator[_Lag]:
+    """A ticker: how late each of its wake-ups came is how long something else held the loop."""
+    lag = _Lag()
+    loop = asyncio.get_running_loop()
+
+    async def tick() -> None:
+        while True:
+            t0 = loop.time()
+            await asyncio.sleep(period)
+            lag.worst = max(lag.worst, loop.time() - t0 - period)
+    task = loop.create_task(tick(), name="conformance:lag-probe")
+    try:
+        yield lag
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+# -- the plugin -------------------------------------------------------------------------------------------
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: Any) -> Any:
+    """A test module that defines the `conformance` fixture gets the checks as `TestConformance`."""
+    if name == FIXTURE and isinstance(collector, pytest.Module) and _is_fixture(obj):
+        module = collector.obj
+        if not isinstance(getattr(module, "TestConformance", None), type):
+            module.TestConformance = type("TestConformance", (TestConformance,), {"__module__": module.__name__})
+        return pytest.Class.from_parent(collector, name="TestConformance")
+    return None
+
+
+def _is_fixture(obj: Any) -> bool:
+    return type(obj).__name__ == "FixtureFunctionDefinition" or hasattr(obj, "_pytestfixturefunction")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "conformance: the hub's generic driver checks (hub.conformance)")
+
