@@ -7,15 +7,21 @@ one command the device must confirm.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
 from devices.homie import HomieDriver
 from devices.pjlink import PJLinkDriver
-from hub.conformance import Conformance, Scenario, echo_set, report_problems
+from hub.conformance import Conformance, Scenario, TestConformance, echo_set, report_problems
+from hub.driver import DeviceUnreachable, Driver, DriverContext, MqttSeen
+from hub.model import Access, Binary, DeviceInfo
 from hub.testing import discovered, driver_context, mqtt_seen
 from tests.homie_peer import LIGHT
 from tests.pjlink_helpers import Emulator
@@ -94,3 +100,92 @@ async def test_homie_says_nothing_about_a_removed_device_when_its_mdns_hint_leav
     assert ctx.removed == ["lamp"] and report_problems(ctx.reports, "homie") == []
     await driver.stop()
     await ctx.close()
+
+
+# -- the kit fails what it should ------------------------------------------------------------------
+
+class Toy(Driver):
+    """A tiny MQTT driver; each subclass below breaks one rule."""
+
+    name = "toy"
+    mqtt_discovery = ("toy/+/config",)
+    EXPOSES = (Binary(name="on", access=Access.STATE | Access.SET),)
+
+    def identify(self, seen: MqttSeen) -> str:
+        return "toy-" + seen.topic.split("/")[1]
+
+    def __init__(self, ctx: DriverContext) -> None:
+        super().__init__(ctx)
+        self.subscribed: set[str] = set()
+
+    async def stop(self) -> None:
+        for topic_filter in self.subscribed:
+            self.ctx.mqtt.unsubscribe(topic_filter, self.on_state)
+
+    async def seen(self, device_id: str, seen: MqttSeen) -> None:
+        self.ctx.device_found(DeviceInfo(id=device_id, name="Toy", driver=self.name, exposes=self.EXPOSES))
+        self.ctx.availability_changed(device_id, True)
+        if device_id not in self.subscribed:
+            self.subscribed.add(topic := f"toy/{device_id[4:]}/state")
+            self.ctx.mqtt.subscribe(topic, self.on_state)  # its retained state comes next
+
+    def on_state(self, topic: str, payload: bytes, retained: bool) -> None:
+        if payload in (b"ON", b"OFF"):
+            self.ctx.state_changed("toy-" + topic.split("/")[1], {"on": payload == b"ON"})
+
+    async def send(self, device_id: str, values: Mapping[str, Any]) -> None:
+        if not device_id.startswith("toy-a"):
+            raise DeviceUnreachable(device_id)
+        await self.ctx.mqtt.publish(f"toy/{device_id[4:]}/set", "ON" if values["on"] else "OFF")
+
+
+class Undeclared(Toy):
+    def on_state(self, topic: str, payload: bytes, retained: bool) -> None:
+        super().on_state(topic, payload, retained)
+        self.ctx.state_changed("toy-" + topic.split("/")[1], {"rssi": -40})
+
+
+class KeyErrorOnUnknown(Toy):
+    async def send(self, device_id: str, values: Mapping[str, Any]) -> None:
+        {}[device_id]
+
+
+class LeavesATask(Toy):
+    async def start(self) -> None:
+        self.forever = asyncio.get_running_loop().create_task(asyncio.sleep(3600))  # not ctx.spawn, never stopped
+
+
+class Blocks(Toy):
+    async def seen(self, device_id: str, seen: MqttSeen) -> None:
+        time.sleep(0.3)  # e.g. a synchronous HTTP call
+        await super().seen(device_id, seen)
+
+
+class CrashesOnJunk(Toy):
+    def on_state(self, topic: str, payload: bytes, retained: bool) -> None:
+        self.ctx.state_changed("toy-" + topic.split("/")[1], {"on": {"ON": True, "OFF": False}[payload.decode()]})
+
+
+def toy(cls: type[Toy]) -> Conformance:
+    respond = lambda topic, payload: [(topic.replace("/set", "/state"), payload)]  # noqa: E731
+    return Conformance(cls, Scenario(mqtt=[("toy/a1/config", "{}"), ("toy/a1/state", "OFF")], respond=respond),
+                       command={"on": True}, examples=50)
+
+
+@pytest.mark.parametrize("cls,check,says", [
+    (Toy, None, ""),
+    (Undeclared, "test_exposes_cover_every_reported_value", "rssi=-40 is not a declared expose"),
+    (KeyErrorOnUnknown, "test_send_to_an_unknown_device_keeps_the_error_contract", "KeyError"),
+    (LeavesATask, "test_stop_leaves_nothing_running", "tasks still running after stop"),
+    (Blocks, "test_never_blocks_the_loop", "took 0.3"),
+    (CrashesOnJunk, "test_survives_garbage", "raised on garbage"),
+], ids=lambda v: v.__name__ if isinstance(v, type) else None)
+def test_the_kit_catches_a_driver_that_breaks_a_rule(cls: type[Toy], check: str | None, says: str) -> None:
+    kit = TestConformance()
+    checks = [check] if check else [n for n in dir(kit) if n.startswith("test_")]
+    for name in checks:
+        if check is None:
+            getattr(kit, name)(toy(cls))  # the well-behaved toy passes every check
+            continue
+        with pytest.raises(AssertionError, match=re.escape(says)):
+            getattr(kit, name)(toy(cls))
