@@ -169,6 +169,7 @@ class Harness:
         self.logged: list[str] = []  # what the host logged once (identify's ValueErrors, bad ids)
         self.crashes: list[str] = []  # exceptions out of offers, seen() and the driver's tasks
         self._offers: set[asyncio.Task[Any]] = set()
+        self._target: str | None = None
         self.host = DriverHost(self.recorder, self.mqtt, SystemClock(), {spec.name: dict(spec.options)},
                                lambda key, message: self.logged.append(message), self._spawn)
 
@@ -246,9 +247,10 @@ class Harness:
                                  f"reports so far: {self.recorder.reports[-8:]}") from None
 
     def target(self) -> str:
-        if self.spec.device_id is not None:
-            return self.spec.device_id
-        return next(iter(self.recorder.devices), "")
+        """The device to command: the spec's, else the first found (kept, whatever garbage adds later)."""
+        if self._target is None:
+            self._target = self.spec.device_id or next(iter(self.recorder.devices), None)
+        return self._target or ""
 
     async def ready(self) -> str:
         """Wait for the device to be found, online and able to take the command; its id."""
