@@ -2,7 +2,21 @@
 
 Adding a driver is one more function below, listed in DRIVERS: its options, how a device
 appears (retained MQTT messages, mDNS services, or a simulator started around each check) and
-one command the device must confirm.
+one command the device must confirm. For instance:
+
+    def tasmota() -> Conformance:  # discovery and answers made of messages, as mosquitto_pub would
+        return Conformance(TasmotaDriver, command={"power1": True}, scenario=Scenario(
+            mqtt=[("tasmota/discovery/AABBCCDDEEFF/config", CONFIG), ("tele/plug/LWT", "Online")],
+            respond=lambda t, p: [("stat/plug/RESULT", '{"POWER1": "%s"}' % p.decode())]
+                                 if t == "cmnd/plug/POWER1" else []))
+
+    def shelly() -> Conformance:  # the simulator, started around each check
+        @asynccontextmanager
+        async def plus_1pm() -> AsyncIterator[Scenario]:
+            async with ShellySim("plus1pm") as sim:
+                yield Scenario(mdns=[discovered("_shelly._tcp.local.", "shellyplus1pm-a8032ab12345",
+                                                {"gen": "2", "app": "Plus1PM"}, port=sim.port)])
+        return Conformance(ShellyDriver, scenario=plus_1pm, command={"on": True})
 """
 
 from __future__ import annotations
