@@ -33,13 +33,16 @@ import pytest
 
 from devices.homie import HomieDriver
 from devices.pjlink import PJLinkDriver
-from hub.conformance import Conformance, Scenario, TestConformance, echo_set, report_problems
+from devices.tasmota import TasmotaDriver
+from hub import conformance as kit
+from hub.conformance import Conformance, Scenario, echo_set, report_problems
 from hub.driver import DeviceUnreachable, Driver, DriverContext, MqttSeen
 from hub.model import Access, Binary, DeviceInfo
 from hub.testing import discovered, driver_context, mqtt_seen
 from tests.homie_peer import LIGHT
 from tests.pjlink_helpers import Emulator
 from tests.test_pjlink_driver import MAC, PASSWORD, PLAYER_DESCRIPTION, player_service, pjlink_service
+from tests.test_tasmota_driver import MAC as TASMOTA_MAC, SENSORS as TASMOTA_SENSORS, config as tasmota_config
 
 
 def homie() -> Conformance:
@@ -81,7 +84,23 @@ def pjlink() -> Conformance:
     )
 
 
-DRIVERS: list[Callable[[], Conformance]] = [homie, pjlink]
+def tasmota() -> Conformance:
+    """A two-relay Tasmota plug made of its retained discovery messages and last will."""
+    def plug(topic: str, payload: bytes) -> list[tuple[str, bytes]]:
+        relay = topic.removeprefix("cmnd/desk/POWER")
+        return [("stat/desk/RESULT", b'{"POWER%s": "%s"}' % (relay.encode(), payload))] if relay.isdigit() else []
+
+    return Conformance(
+        TasmotaDriver,
+        scenario=Scenario(mqtt=[(f"tasmota/discovery/{TASMOTA_MAC}/config", json.dumps(tasmota_config())),
+                                (f"tasmota/discovery/{TASMOTA_MAC}/sensors", json.dumps(TASMOTA_SENSORS)),
+                                ("tele/desk/LWT", "Online")],
+                          respond=plug),
+        command={"power_1": True},
+    )
+
+
+DRIVERS: list[Callable[[], Conformance]] = [homie, pjlink, tasmota]
 
 
 @pytest.fixture(params=DRIVERS, ids=lambda f: f.__name__)
@@ -195,11 +214,10 @@ def toy(cls: type[Toy]) -> Conformance:
     (CrashesOnJunk, "test_survives_garbage", "raised on garbage"),
 ], ids=lambda v: v.__name__ if isinstance(v, type) else None)
 def test_the_kit_catches_a_driver_that_breaks_a_rule(cls: type[Toy], check: str | None, says: str) -> None:
-    kit = TestConformance()
-    checks = [check] if check else [n for n in dir(kit) if n.startswith("test_")]
+    checks = [check] if check else [n for n in dir(kit.TestConformance) if n.startswith("test_")]
     for name in checks:
         if check is None:
-            getattr(kit, name)(toy(cls))  # the well-behaved toy passes every check
+            getattr(kit.TestConformance(), name)(toy(cls))  # the well-behaved toy passes every check
             continue
         with pytest.raises(AssertionError, match=re.escape(says)):
-            getattr(kit, name)(toy(cls))
+            getattr(kit.TestConformance(), name)(toy(cls))
