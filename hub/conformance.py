@@ -181,8 +181,10 @@ class TestConformance:
         _run(check())
 
     def test_never_blocks_the_loop(self, conformance: Conformance) -> None:
-        """No callback holds the loop longer than max_lag while the device appears and is commanded."""
-        async def check() -> None:
+        """No callback holds the loop longer than max_lag while the device appears and is commanded.
+
+        A blocking call stalls every run; a busy machine rarely twice in a row: one more run decides."""
+        async def stalls() -> list[str]:
             loop = asyncio.get_running_loop()
             loop.slow_callback_duration = conformance.max_lag
             slow: list[str] = []
@@ -197,9 +199,13 @@ class TestConformance:
                         await h.command(device_id)
                 finally:
                     asyncio_log.removeHandler(handler)
-            assert not slow, "\n".join(slow[:5])
-            assert lag.worst < conformance.max_lag, f"the loop stalled for {lag.worst * 1000:.0f} ms"
-        _run(check(), debug=True)
+            if lag.worst >= conformance.max_lag:
+                slow.append(f"the loop stalled for {lag.worst * 1000:.0f} ms")
+            return slow
+        slow = _run(stalls(), debug=True)
+        if slow:
+            slow = _run(stalls(), debug=True)
+        assert not slow, "\n".join(slow[:5])
 
     def test_survives_garbage(self, conformance: Conformance) -> None:
         """Junk TXT records and MQTT payloads (on its discovery filters and its devices' topics)
