@@ -270,10 +270,12 @@ async def _feed(h: Harness, pieces: list[Any]) -> None:
     for piece in pieces:
         if isinstance(piece, Discovered):
             await h.offer(piece)
-        elif isinstance(piece, tuple) and piece[0] == "gone":
+        elif piece[0] == "gone":
             await h.host.on_mdns_gone(piece[1], piece[2])
+        elif piece[0] == "raw" and h.scenario.junk is not None:
+            await h.scenario.junk(h.driver, piece[1])
         else:
-            topic, payload, retain = piece
+            _, topic, payload, retain = piece
             h.mqtt.device_publishes(topic, payload, retain)
     await h.settle()
 
@@ -291,7 +293,7 @@ def _topics(h: Harness) -> list[str]:
 
 
 def _junk(st: Any, cls: type[Driver], topics: list[str], scenario: Scenario) -> Any:
-    """A list of announcements, goodbyes and messages a hostile or broken LAN could send."""
+    """A list of announcements, goodbyes, messages and raw bytes a hostile or broken LAN could send."""
     text = st.text(max_size=40)
     payload = st.one_of(
         st.binary(max_size=64), text.map(str.encode),
@@ -301,7 +303,8 @@ def _junk(st: Any, cls: type[Driver], topics: list[str], scenario: Scenario) -> 
                      lambda kids: st.lists(kids, max_size=4) | st.dictionaries(text, kids, max_size=4),
                      max_leaves=8).map(lambda v: _json(v)),
     )
-    message = st.tuples(st.sampled_from(topics), payload, st.booleans()) if topics else st.nothing()
+    message = st.tuples(st.just("mqtt"), st.sampled_from(topics), payload, st.booleans()) if topics else st.nothing()
+    raw = st.tuples(st.just("raw"), st.binary(min_size=1, max_size=200)) if scenario.junk else st.nothing()
     txt_keys = sorted({k for d in scenario.mdns for k in d.txt}) or ["id"]
     txt = st.dictionaries(st.sampled_from(txt_keys) | text.map(str.lower), text | st.sampled_from(["", "\x00", "x" * 300]),
                           max_size=6)
@@ -319,7 +322,7 @@ def _junk(st: Any, cls: type[Driver], topics: list[str], scenario: Scenario) -> 
             services = services | st.builds(lambda k, v, d=d: replace(d, txt={**d.txt, k: v}),
                                             st.sampled_from(sorted(d.txt) or ["id"]), text)
     goodbyes = st.sampled_from([("gone", d.service_type, d.name) for d in scenario.mdns]) if scenario.mdns else st.nothing()
-    return st.lists(st.one_of(message, message, message, services, goodbyes), min_size=1, max_size=8)
+    return st.lists(st.one_of(message, message, message, services, goodbyes, raw), min_size=1, max_size=8)
 
 
 def _json(value: Any) -> bytes:

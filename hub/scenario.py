@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +39,7 @@ class Scenario:
     mdns: Sequence[Discovered] = ()  # services, offered to the driver if it declared their type
     mqtt: Sequence[tuple[str, bytes | str]] = ()  # retained messages the device has published
     respond: Callable[[str, bytes], Iterable[tuple[str, bytes | str]]] | None = None  # replies to a publish
+    junk: Callable[[Driver, bytes], Awaitable[None]] | None = None  # another way in (a UDP port): garbage goes there too
 
 
 def echo_set(topic: str, payload: bytes) -> list[tuple[str, bytes]]:
@@ -136,6 +137,7 @@ class Harness:
         self.crashes: list[str] = []  # exceptions out of offers, seen() and the driver's tasks
         self._offers: set[asyncio.Task[Any]] = set()
         self._target: str | None = None
+        self._loop_handler: Any = None
         self.host = DriverHost(self.recorder, self.mqtt, SystemClock(), {spec.name: dict(spec.options)},
                                lambda key, message: self.logged.append(message), self._spawn)
 
@@ -164,15 +166,27 @@ class Harness:
             if not task.cancelled() and (exc := task.exception()) is not None:
                 self.crashes.append(f"task {task.get_name()}: " + "".join(traceback.format_exception(exc)))
         ctx._task_done = task_done  # type: ignore[method-assign]
+        loop = asyncio.get_running_loop()
+        self._loop_handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._loop_error)
         await self.host.start(self.spec.name)
         self.host.subscribe_discovery()
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """What reached the loop's handler (a protocol's callback that raised, say) is a crash too."""
+        exc = context.get("exception")
+        detail = "".join(traceback.format_exception(exc)) if exc is not None else ""
+        self.crashes.append(f"{context.get('message', 'loop error')}: {detail}")
 
     async def stop(self) -> None:
         self.host.unsubscribe_discovery()
         await self.settle()
-        await self.host.stop(self.spec.name)
-        if self.recorder._http is not None:
-            await self.recorder._http.close()
+        try:
+            await self.host.stop(self.spec.name)
+        finally:
+            asyncio.get_running_loop().set_exception_handler(self._loop_handler)
+            if self.recorder._http is not None:
+                await self.recorder._http.close()
 
     async def settle(self) -> None:
         """Let queued deliveries run and the offers they started finish."""

@@ -60,6 +60,18 @@ def homie() -> Conformance:
     )
 
 
+async def udp_notices(driver: PJLinkDriver, data: bytes) -> None:
+    """Garbage as Class 2 status notifications and search replies on the driver's UDP port."""
+    assert driver.udp is not None
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                       remote_addr=("127.0.0.1", driver.udp.port))
+    for prefix in (b"", b"%2POWR=", b"%2LKUP=", b"%2INPT=", b"%2ERST=", b"%2ACKN="):
+        transport.sendto(prefix + data + b"\r")
+    transport.close()
+    await asyncio.sleep(0.01)  # datagrams on loopback: delivered within a few loop turns
+
+
 def pjlink() -> Conformance:
     """pjlink-advance's projector emulator, found by mDNS, with its Homie media player merged in."""
     @asynccontextmanager
@@ -70,6 +82,7 @@ def pjlink() -> Conformance:
                 mdns=[pjlink_service(emu.port), player_service()],
                 mqtt=[("homie/5/projector-player/$description", json.dumps(PLAYER_DESCRIPTION)),
                       ("homie/5/projector-player/player/state", "idle")],
+                junk=udp_notices,
             )
         finally:
             await emu.stop()
