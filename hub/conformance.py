@@ -4,7 +4,7 @@ Activate it (`pytest -p hub.conformance`, or `pytest_plugins = ["hub.conformance
 conftest.py), then declare your driver in a test module with a fixture named `conformance`:
 
     import pytest
-    from hub.conformance import Conformance, Scenario
+    from hub.conformance import Conformance, Scenario, echo_set
 
     @pytest.fixture
     def conformance() -> Conformance:
@@ -16,22 +16,24 @@ conftest.py), then declare your driver in a test module with a fixture named `co
             command={"on": True},                             # one command it must confirm
         )
 
-The plugin adds `TestConformance` to that module: one test per rule, each named for it (exposes
-declared for every reported value, ids valid and stable over a restart, the command confirmed,
-garbage survived, everything stopped, the loop never blocked, options checked, the error
-contract kept). Parametrize the fixture to check several drivers from one module.
+The plugin adds `TestConformance` to that module: one test per rule, each named for it (a sane
+declaration; every reported value a declared expose's; ids valid and stable over a restart; the
+command confirmed; the send() error contract for an unknown device; unknown options refused by
+name; nothing left running after stop(); the loop never stalled; garbage survived). Parametrize
+the fixture to check several drivers from one module (tests/test_conformance.py does).
 
 A scenario is how a device appears: mDNS services (`hub.testing.discovered`) offered as the hub
 would, retained MQTT messages on an in-memory broker (delivered to every subscription, the
 driver's discovery filters included, and the driver's own publishes echoed back, as Mosquitto
-does), and `respond(topic, payload)` giving the messages the device publishes in reply. For a
-real device or a simulator, pass an async context manager factory that starts it and yields the
-Scenario; it runs around each check.
+does), `respond(topic, payload)` giving the messages the device publishes in reply, and `junk`
+for another way in (a UDP port) that garbage should reach. For a real device or a simulator,
+pass an async context manager factory that starts it and yields the Scenario; it runs around
+each check.
 
 The driver runs inside the hub's own `DriverHost` (options, contexts, claim arbitration) with a
-`hub.testing.RecordingHost` for the hub (see `hub.scenario`), on a private event loop per check: the kit needs no
-pytest-asyncio mode. Garbage is drawn by hypothesis with a fixed seed (`HUB_FUZZ_SEED=<n>`
-explores others).
+`hub.testing.RecordingHost` for the hub (`hub.scenario`), on a private event loop per check: the
+kit needs no pytest-asyncio mode. Garbage is drawn by hypothesis (installed with the hub's test
+extras) with a fixed seed; `HUB_FUZZ_SEED=<n>` explores others.
 """
 
 from __future__ import annotations
