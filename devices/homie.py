@@ -159,8 +159,10 @@ class HomieDriver(Driver):
         except ValueError as e:
             dev.description, dev.wiring = None, None
             dev.description_error = f"invalid $description: {e}"
+            self._report(dev)  # found (with the error) before the error is reported on it
             if dev.claimed:
                 self.ctx.device_error(dev.id, dev.description_error)
+            return
         else:
             if dev.description is not None and desc.version != dev.description.version:
                 # a new version may rename or drop properties: keep only values it still has

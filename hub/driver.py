@@ -457,6 +457,9 @@ class Poller:
             except Exception:
                 self.ctx.log.exception("%s: poll failed", self.device_id)
                 delay = self.backoff.next()
+            if (me := asyncio.current_task()) is not None and me.cancelling():
+                # stop() cancelled us but poll() swallowed it (asyncio.wait_for does before 3.12)
+                raise asyncio.CancelledError
             await self._sleep(delay)
 
     async def _sleep(self, delay: float) -> None:

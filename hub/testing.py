@@ -11,7 +11,7 @@
     assert ctx.mqtt.published[-1] == ("acme/A1/set", '{"on": false}')
     await driver.stop(); await ctx.close()
 
-`hub.testing.conformance` is the pytest plugin every driver package can run against its driver.
+`hub.conformance` is the pytest plugin every driver package can run against its driver (README "Writing a driver").
 """
 
 from __future__ import annotations

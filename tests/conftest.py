@@ -16,6 +16,8 @@ from hub.service import running_hub
 from hub.accounts import create_token, create_user
 from tests.media_fakecloud import FakeCloud
 
+pytest_plugins = ["hub.conformance"]  # the driver conformance kit (tests/test_conformance.py)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # mDNS and PJLink broadcasts must never leave this machine: refuse to run outside the
