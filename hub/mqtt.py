@@ -39,6 +39,7 @@ class MqttLink:
         self.max_backoff = max_backoff
         self._handlers: list[tuple[str, MessageHandler]] = []
         self._routes: dict[str, tuple[tuple[str, MessageHandler], ...]] = {}  # topic -> its handlers
+        self._route_copies: dict[tuple[tuple[str, MessageHandler], ...], tuple[tuple[str, MessageHandler], ...]] = {}
         self._session: Session | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -109,6 +110,10 @@ class MqttLink:
         route = tuple((f, h) for f, h in self._handlers if levels_match(f.split("/"), levels))
         if len(self._routes) >= ROUTES_CACHED:
             self._routes = {}  # bounded: a client spraying topics can't grow it
+        if not self._routes:
+            self._route_copies = {}
+        # most topics share one route (a device's values all go to its driver): keep one copy
+        route = self._route_copies.setdefault(route, route)
         self._routes[topic] = route
         return route
 
