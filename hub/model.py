@@ -201,7 +201,7 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per device: no __dict__ each
 class DeviceInfo:
     """What a driver knows about a device: identity and declaration, no live state."""
 

@@ -13,6 +13,8 @@ from .topics import levels_match
 
 log = logging.getLogger(__name__)
 
+ROUTES_CACHED = 4096  # topics whose matching handlers are remembered (a device has a few dozen)
+
 Sleep = Callable[[float], Awaitable[Any]]
 
 
@@ -36,9 +38,12 @@ class MqttLink:
         self._sleep = sleep
         self.max_backoff = max_backoff
         self._handlers: list[tuple[str, MessageHandler]] = []
+        self._routes: dict[str, tuple[tuple[str, MessageHandler], ...]] = {}  # topic -> its handlers
+        self._route_copies: dict[tuple[tuple[str, MessageHandler], ...], tuple[tuple[str, MessageHandler], ...]] = {}
         self._session: Session | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._up = False  # a session and it is connected: read on every message, so a plain bool
         self._on_connect_task: asyncio.Task[None] | None = None
         self._subscribed: set[str] = set()  # SUBSCRIBE sent on the current connection
         self.connects = 0
@@ -47,7 +52,7 @@ class MqttLink:
 
     @property
     def connected(self) -> bool:
-        return self._session is not None and self._connected.is_set()
+        return self._up
 
     async def wait_connected(self, timeout: float) -> None:
         await asyncio.wait_for(self._connected.wait(), timeout)
@@ -56,11 +61,13 @@ class MqttLink:
 
     def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
         self._handlers.append((topic_filter, handler))
+        self._routes = {}
         if self._session is not None:  # connected, or connecting: a handler that subscribes while
             self._subscribe_now(topic_filter)  # retained messages replay must not be left out
 
     def unsubscribe(self, topic_filter: str, handler: MessageHandler) -> None:
         self._handlers = [(f, h) for f, h in self._handlers if not (f == topic_filter and h == handler)]
+        self._routes = {}
 
     def _subscribe_now(self, topic_filter: str) -> asyncio.Future[None] | None:
         """SUBSCRIBE once per connection; a failure is logged and retried on the next connect."""
@@ -85,17 +92,30 @@ class MqttLink:
     def _dispatch(self, batch: list[Message]) -> None:
         """Hand a batch of messages to the handlers, in order: no task and no queue per message."""
         self.received += len(batch)
-        handlers = [(f, f.split("/"), h) for f, h in self._handlers]  # filters split once a batch
+        routes = self._routes
         for topic, payload, retain in batch:
-            levels = topic.split("/")
-            for topic_filter, filter_levels, handler in handlers:
-                if not levels_match(filter_levels, levels):
-                    continue
+            route = routes.get(topic)
+            if route is None:
+                route = self._route(topic)
+            for topic_filter, handler in route:
                 try:
                     handler(topic, payload, retain)
                 except Exception:
                     log.exception("handler for %s failed on %s; message dropped", topic_filter, topic)
                     self.dropped += 1
+
+    def _route(self, topic: str) -> tuple[tuple[str, MessageHandler], ...]:
+        """The handlers whose filter matches `topic`, remembered: a device repeats its topics."""
+        levels = topic.split("/")
+        route = tuple((f, h) for f, h in self._handlers if levels_match(f.split("/"), levels))
+        if len(self._routes) >= ROUTES_CACHED:
+            self._routes = {}  # bounded: a client spraying topics can't grow it
+        if not self._routes:
+            self._route_copies = {}
+        # most topics share one route (a device's values all go to its driver): keep one copy
+        route = self._route_copies.setdefault(route, route)
+        self._routes[topic] = route
+        return route
 
     # -- publishing -----------------------------------------------------------------
 
@@ -169,6 +189,7 @@ class MqttLink:
             finally:
                 was_connected = self._connected.is_set()
                 self._connected.clear()
+                self._up = False
                 self._session = None
                 session.abort()
                 if was_connected and self.on_disconnect is not None:
@@ -188,6 +209,7 @@ class MqttLink:
         assert ack is not None
         await asyncio.wait_for(ack, 10)
         self._connected.set()
+        self._up = True
         self.connects += 1
         log.info("MQTT connected to %s:%s (%d subscriptions)", self.host, self.port, len(filters))
         if self.on_connect is not None:

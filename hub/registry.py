@@ -62,6 +62,8 @@ def _migrate(db: sqlite_utils.Database) -> None:
 
 
 def _same(a: Any, b: Any) -> bool:
+    if type(a) is type(b) and type(a) is not float:
+        return a == b  # the common case first: a report repeats a value of the same type
     if isinstance(a, float) or isinstance(b, float):
         try:
             return math.isclose(float(a), float(b), rel_tol=0, abs_tol=1e-9)
@@ -217,10 +219,12 @@ class Registry:
         dev = self.devices.get(device_id)
         if dev is None:
             return {}
-        changed = {k: v for k, v in values.items() if k not in dev.state.values or not _same(dev.state.values[k], v)}
-        dev.state.last_seen = now
+        state = dev.state
+        known = state.values
+        changed = {k: v for k, v in values.items() if k not in known or not _same(known[k], v)}
+        state.last_seen = now
         if changed:
-            dev.state.values.update(changed)
+            known.update(changed)
             self._dirty_state.add(device_id)
             self._wake.set()
         return changed

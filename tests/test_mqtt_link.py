@@ -274,3 +274,41 @@ async def test_concurrent_subscribes_pair_with_their_own_subacks(scripted: Scrip
     finally:
         logging.getLogger("hub.mqtt").removeHandler(warnings)
         await link.stop()
+
+
+def publish_packet(topic: str, payload: bytes) -> bytes:
+    """A QoS 0 PUBLISH (short enough for a one-byte remaining length)."""
+    body = struct.pack(">H", len(topic)) + topic.encode() + payload
+    assert len(body) < 128
+    return bytes([0x30, len(body)]) + body
+
+
+async def test_packets_coalesced_or_split_in_the_stream_all_arrive_in_order(scripted: ScriptedBroker) -> None:
+    # More packets in one write than the link reads per wake-up (the rest wait in its read
+    # buffer, which the socket never signals again), ending in a packet cut inside its body.
+    link = MqttLink("127.0.0.1", scripted.port, client_id="scripted", will_topic="hub/bridge/state")
+    count = 2500
+    got: list[int] = []
+    reached = {count: asyncio.Event(), count + 1: asyncio.Event()}
+
+    def on_value(topic: str, payload: bytes, retain: bool) -> None:
+        got.append(int(payload))
+        if len(got) in reached:
+            reached[len(got)].set()
+
+    try:
+        link.subscribe("v/#", on_value)
+        await link.start()
+        subscribe = await scripted.next(8)  # subscriptions first, then `online`
+        scripted.send(b"\x90\x03" + subscribe[:2] + b"\x00")
+        will = await scripted.next(3)
+        scripted.send(b"\x40\x02" + publish_mid(will))
+        await link.wait_connected(10)
+        tail = publish_packet("v/x", str(count).encode())
+        scripted.send(b"".join(publish_packet("v/x", str(i).encode()) for i in range(count)) + tail[:5])
+        await asyncio.wait_for(reached[count].wait(), 10)
+        scripted.send(tail[5:])
+        await asyncio.wait_for(reached[count + 1].wait(), 10)
+    finally:
+        await link.stop()
+    assert got == list(range(count + 1))

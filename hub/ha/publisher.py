@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
@@ -14,6 +15,10 @@ from ..topics import Topics, dumps
 from .discovery import Origin, config_topic, device_config
 
 log = logging.getLogger(__name__)
+
+
+def _digest(payload: bytes) -> bytes:
+    return hashlib.blake2b(payload, digest_size=16).digest()
 
 
 def _birth_delay() -> float:
@@ -40,7 +45,10 @@ class HaDiscovery:
         self.devices = devices
         self.delay = delay
         self.sleep = sleep
-        self._sent: dict[str, bytes] = {}  # what HA has now, per device: unchanged configs aren't resent
+        # what HA has now, per device, as a digest of the config (a config is ~1 KiB; with 1,000
+        # devices the configs themselves would be a megabyte kept only to compare): unchanged
+        # configs aren't resent
+        self._sent: dict[str, bytes] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._birth: asyncio.Task[None] | None = None
         self._cleared = False
@@ -71,8 +79,9 @@ class HaDiscovery:
         if not self.enabled:
             return
         payload = self.payload(dev)
-        if self._sent.get(dev.id) != payload and self.mqtt.connected:
-            self._sent[dev.id] = payload
+        digest = _digest(payload)
+        if self._sent.get(dev.id) != digest and self.mqtt.connected:
+            self._sent[dev.id] = digest
             self._spawn(self._publish(dev.id, payload), f"ha-config-{dev.id}")
 
     def device_forgotten(self, device_id: str) -> None:
@@ -91,7 +100,7 @@ class HaDiscovery:
             payload = self.payload(dev) if self.enabled else b""
             async with sem:
                 await self.mqtt.publish(config_topic(self.prefix, dev.id), payload, qos=1, retain=True)
-            self._sent[dev.id] = payload
+            self._sent[dev.id] = _digest(payload)
 
         await asyncio.gather(*(one(d) for d in list(self.devices())))
         self._cleared = not self.enabled

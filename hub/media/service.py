@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -15,8 +15,10 @@ from .auth import CloudAuthError, DeviceCode, TokenFile, TokenSource, link
 from .client import CloudClient
 from ..clock import Clock, SystemClock
 from .signing import UrlSigner
-from .sync import SyncEngine, SyncPolicy
 from .thumbs import Thumbnails, renderer
+
+if TYPE_CHECKING:  # the sync engine is imported when the hub is linked to a cloud, not before
+    from .sync import SyncEngine, SyncPolicy
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ class MediaService:
         *,
         play: PlayFn,
         on_progress: Callable[[dict[str, Any]], Any] | None = None,
-        policy: SyncPolicy = SyncPolicy(),
+        policy: SyncPolicy | None = None,
         clock: Clock | None = None,
         public_url: str | None = None,
         url_ttl: float = 6 * 3600,
@@ -53,7 +55,7 @@ class MediaService:
         self.media_dir = self.data_dir / "media"
         self._play = play
         self.on_progress = on_progress
-        self.policy = policy
+        self.policy = policy  # None: SyncPolicy()
         self.clock = clock or SystemClock()
         self.public_url = public_url  # e.g. "http://192.168.1.5:8080"; else taken from the request
         self.url_ttl = url_ttl
@@ -100,9 +102,11 @@ class MediaService:
         if tokens is None or self._session is None:
             return None
         if self._engine is None or self._engine.client.base != tokens.cloud_url.rstrip("/"):
+            from .sync import SyncEngine, SyncPolicy
+
             client = CloudClient(self._session, TokenSource(self._session, self.tokens, self.clock), tokens.cloud_url, self.clock)
             self._engine = SyncEngine(
-                self.store, self.data_dir, client, policy=self.policy, clock=self.clock, on_progress=self.on_progress,
+                self.store, self.data_dir, client, policy=self.policy or SyncPolicy(), clock=self.clock, on_progress=self.on_progress,
                 in_use=self.in_use, owner="hub",
             )
         return self._engine
