@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from hub.driver import Claim, DeviceUnreachable, Discovered, Driver, DriverContext, MqttSeen, Priority, Wire, Wiring
 from hub.model import DeviceInfo, shared
@@ -24,6 +24,16 @@ MAX_CACHED = 10_000  # devices known on the broker, reported or not
 ONLINE_STATES = {"ready"}
 
 
+class Hint(NamedTuple):
+    """The part of a `_homie._tcp` record the device's definition uses (not the whole record:
+    a thousand devices would keep a thousand TXT tables)."""
+
+    address: str
+    room: str
+    name: str
+    type: str
+
+
 @dataclass(slots=True)  # one per device: no __dict__ each
 class _Device:
     id: str
@@ -33,7 +43,10 @@ class _Device:
     state: str = ""
     raw_values: dict[str, bytes] = field(default_factory=dict)
     claimed: bool = False  # the hub gave it to this driver: only then is it reported
-    hint: Discovered | None = None  # its mDNS record, if it has one
+    hint: Hint | None = None  # what its mDNS record adds, if it has one
+
+
+NO_HINT = Hint("", "", "", "")
 
 
 def _wiring(desc: Description) -> Wiring:
@@ -84,7 +97,8 @@ class HomieDriver(Driver):
             return
         dev.claimed = True
         if isinstance(seen, Discovered):
-            dev.hint = seen
+            txt = seen.txt
+            dev.hint = Hint(seen.address, txt.get("room", "")[:80], txt.get("name", "")[:80], txt.get("type", "")[:40])
         self._report(dev)
 
     async def gone(self, device_id: str) -> None:
@@ -106,13 +120,12 @@ class HomieDriver(Driver):
         """Tell the hub about a claimed device once it has described itself (or failed to)."""
         if not dev.claimed or (dev.description is None and not dev.description_error):
             return
-        desc, hint = dev.description, dev.hint
-        txt = hint.txt if hint is not None else {}
+        desc, hint = dev.description, dev.hint or NO_HINT
         self.ctx.device_found(DeviceInfo(
             id=dev.id, driver=self.name, exposes=shared(dev.wiring.exposes) if dev.wiring else (),
-            name=(desc.name if desc and desc.name else txt.get("name", "")) or dev.id,
-            model=(desc.type if desc else "") or txt.get("type", "") or "homie",
-            manufacturer="Homie 5", room=txt.get("room", ""), address=hint.address if hint else "",
+            name=(desc.name if desc and desc.name else hint.name) or dev.id,
+            model=(desc.type if desc else "") or hint.type or "homie",
+            manufacturer="Homie 5", room=hint.room, address=hint.address,
             error=dev.description_error,
         ))
         if dev.wiring is not None and dev.raw_values:

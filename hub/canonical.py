@@ -26,6 +26,7 @@ class CanonicalPublisher:
         self.registry = registry
         self.outbox = outbox
         self.homeassistant = homeassistant
+        self._state_due: set[str] = set()  # devices whose state message is queued, not yet built
 
     def definition(self, dev: Device) -> None:
         """One retained definition per device; a device found again in a burst goes out once."""
@@ -34,7 +35,9 @@ class CanonicalPublisher:
 
     def state(self, device_id: str) -> None:
         """The device's retained state, built when sent: a chatty device costs one publish per round."""
-        self.outbox.put(self.topics.state(device_id), partial(self._state_payload, device_id))
+        if device_id not in self._state_due and self.mqtt.connected:  # queued: it will carry the newest values
+            self._state_due.add(device_id)
+            self.outbox.put(self.topics.state(device_id), partial(self._state_payload, device_id))
 
     def availability(self, device_id: str, online: bool) -> None:
         self.outbox.put(self.topics.availability(device_id), "online" if online else "offline")
@@ -55,11 +58,13 @@ class CanonicalPublisher:
         return dumps(definition)
 
     def _state_payload(self, device_id: str) -> str | None:
+        self._state_due.discard(device_id)
         dev = self.registry.get(device_id)
         return dumps(dev.state.values) if dev is not None else None
 
     async def republish(self) -> None:
         """After every (re)connect: all retained definitions, availability and state."""
+        self._state_due.clear()  # what was queued before the link dropped may never have been built
         for dev in list(self.registry.devices.values()):
             self.definition(dev)
             self.availability(dev.id, dev.state.online)

@@ -126,6 +126,8 @@ class Commands:
         return dict(dev.state.values)
 
     def confirm(self, device_id: str, values: Mapping[str, Any], dev: Device) -> None:
+        if not self._pending:  # the common case: a device reporting on its own
+            return
         for p in self._pending:
             if p.device_id != device_id or p.future.done():
                 continue
