@@ -137,6 +137,15 @@ class ShellyDriver(Driver):
         else:
             dev.poller.start()
 
+    async def released(self, device_id: str) -> None:
+        """A more specific driver took it: stop talking to it."""
+        dev = self._devices.pop(device_id, None)
+        if dev is not None:
+            if dev.poller is not None:
+                await dev.poller.stop()
+            if dev.socket is not None:
+                await dev.socket.close()
+
     async def gone(self, device_id: str) -> None:
         """mDNS goodbye: the WebSocket decides; check it now."""
         if (dev := self._devices.get(device_id)) is not None and dev.poller is not None:

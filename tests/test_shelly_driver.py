@@ -285,3 +285,19 @@ async def test_a_device_that_never_answers_is_a_timeout_and_a_closed_port_unreac
                 await HttpRpc(http, f"http://127.0.0.1:{port}", "t", None, 0.3).call("Switch.Set", {"id": 0})
     finally:
         server.close()
+
+
+async def test_a_password_changed_on_the_device_fails_the_command_and_takes_it_offline(driver) -> None:
+    drv, ctx = driver
+    sim = await simulator("plus1pm")
+    try:
+        dev = await found(drv, ctx, sim)
+        sim.device.guard.set_password("changed on the device")
+        with pytest.raises(DeviceUnreachable, match="authentication failed"):
+            await drv.send(dev, {"on": True})
+        assert ctx.online[dev] is False
+        assert (dev, "authentication failed: the device refused the password") in ctx.errors
+        sim.device.guard.set_password(PASSWORD)  # and back: the Poller reconnects
+        await ctx.wait_for(lambda: ctx.online[dev] is True)
+    finally:
+        await sim.stop()
