@@ -195,23 +195,24 @@ class ShellyDriver(Driver):
         auth = rpc.FrameAuth(str(info.get("id", "")), password) if password else None
         socket = RpcSocket(self.ctx.http, dev.url, self._src, auth, timeout=self.options.timeout,
                            heartbeat=self.options.heartbeat, on_notify=lambda n: self._notified(dev, n),
-                           on_garbage=lambda msg: self._error(dev, msg), on_closed=lambda: self._closed(dev))
+                           on_garbage=lambda msg: self._error(dev, msg),
+                           on_closed=lambda sock: self._closed(dev, sock))
         await socket.open(self.ctx.spawn)
         try:
             status = await socket.call("Shelly.GetStatus")  # names us: notifications follow
         except BaseException:
             await socket.close()
             raise
-        if dev.socket is not None:
-            await dev.socket.close()
-        dev.socket = socket
+        old, dev.socket = dev.socket, socket
+        if old is not None:
+            await old.close()
         self._full_status(dev, status)
         if dev.last_error.startswith("authentication failed"):
             dev.last_error = ""
 
-    def _closed(self, dev: _Device) -> None:
-        if self._stopping or dev.poller is None:
-            return
+    def _closed(self, dev: _Device, socket: RpcSocket) -> None:
+        if self._stopping or dev.poller is None or socket is not dev.socket:
+            return  # not the live link (one that failed while connecting): the Poller already knows
         dev.poller.set_online(False, "WebSocket closed")
         dev.poller.wake()  # reconnect now; the Poller backs off if that fails
 

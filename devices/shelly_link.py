@@ -70,7 +70,7 @@ class RpcSocket:
 
     def __init__(self, http: aiohttp.ClientSession, base_url: str, src: str, auth: rpc.FrameAuth | None, *,
                  on_notify: Callable[[rpc.Notification], None], on_garbage: Callable[[str], None],
-                 on_closed: Callable[[], None], timeout: float, heartbeat: float) -> None:
+                 on_closed: Callable[[RpcSocket], None], timeout: float, heartbeat: float) -> None:
         self.http = http
         self.url = _ws_url(base_url)
         self.src = src
@@ -163,4 +163,4 @@ class RpcSocket:
                 if not future.done():
                     future.set_exception(DeviceUnreachable("WebSocket closed"))
             if ws is self._ws:
-                self._on_closed()
+                self._on_closed(self)

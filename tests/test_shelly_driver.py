@@ -187,10 +187,23 @@ async def test_wrong_password_is_offline_with_an_error() -> None:
     ctx = driver_context(ShellyDriver, {"passwords": {"A8:03:2A:B1:F0:01": "not it"}, "backoff": (0.05, 0.5)})
     drv = ShellyDriver(ctx)
     sim = await simulator("plus1pm")
+    attempts: list[float] = []  # each connection attempt starts with GetDeviceInfo
+    four = asyncio.Event()
+    info = sim.device.device_info
+
+    def counted() -> dict[str, Any]:
+        attempts.append(asyncio.get_running_loop().time())
+        if len(attempts) >= 4:
+            four.set()
+        return info()
+    sim.device.device_info = counted  # type: ignore[method-assign]
     try:
         seen = announcement(sim)
         await drv.seen(PLUG, seen)
         await ctx.wait_for(lambda: (PLUG, "authentication failed: the device refused the password") in ctx.errors)
+        # retried with backoff (0.05 s, doubling, ±10 %), not in a tight loop
+        await asyncio.wait_for(four.wait(), 10)
+        assert attempts[3] - attempts[0] >= 0.9 * (0.05 + 0.1 + 0.2)
         assert ctx.online.get(PLUG) is not True
         assert ctx.devices == {}  # not announced before it answered with its status
         assert sim.device.components["switch:0"].output is False  # type: ignore[attr-defined]
