@@ -13,7 +13,7 @@ import pytest
 from devices import shelly_rpc as rpc
 from devices.shelly import ShellyDriver
 from devices.shelly_link import HttpRpc
-from firmware_sim.homie import SimClock
+from firmware_sim.common.clock import SimClock
 from firmware_sim.shelly import ShellySim, build
 from hub.driver import Claim, DeviceRejected, DeviceTimeout, DeviceUnreachable, Discovered, NotNow
 from hub.model import Action
