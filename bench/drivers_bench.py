@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.roundtrip import HubProcess, pct, wait_devices  # noqa: E402
-from hub.broker import Broker  # noqa: E402
+from hub.broker import Broker, free_port  # noqa: E402
 
 DEADLINE = 120.0  # seconds per family, whatever happens
 
@@ -130,7 +131,86 @@ async def bench_tasmota(tmp: Path, broker: Broker, n: int) -> tuple[float, float
     return statistics.median(rest), statistics.median(raw)
 
 
-FAMILIES = {"tasmota": bench_tasmota}
+# -- Shelly Gen2 ----------------------------------------------------------------------------------
+
+SHELLY_PASSWORD = "bench shelly pw"
+
+
+async def shelly_raw(url: str, n: int, deadline: float) -> tuple[list[float], list[float]]:
+    """A bare aiohttp client with aiohttp's DigestAuthMiddleware: `POST /rpc` Switch.Set → its answer;
+    and the same until the device's NotifyStatus for it arrives on a WebSocket (what the hub waits for)."""
+    from devices.shelly_rpc import FrameAuth  # the frame digest only; the measured path is plain aiohttp
+
+    answered: list[float] = []
+    notified: list[float] = []
+    digest = aiohttp.DigestAuthMiddleware("admin", SHELLY_PASSWORD)
+    async with aiohttp.ClientSession() as s, s.ws_connect(url.replace("http", "ws", 1) + "/rpc") as ws:
+        async with s.get(url + "/shelly") as r:
+            realm = (await r.json())["id"]
+        auth = FrameAuth(realm, SHELLY_PASSWORD)
+        for _ in range(2):  # a request names us (src); the first is challenged
+            await ws.send_json({"id": 1, "src": "bench", "method": "Shelly.GetStatus", "auth": auth.next()})
+            reply = await ws.receive_json(timeout=5)
+            if "error" not in reply:
+                break
+            auth.challenged(json.loads(reply["error"]["message"]))
+        for i in range(n):
+            if time.monotonic() > deadline:
+                break
+            on = i % 2 == 0
+            frame = {"id": i + 2, "src": "bench", "method": "Switch.Set", "params": {"id": 0, "on": on}}
+            t0 = time.perf_counter()
+            async with s.post(url + "/rpc", json=frame, middlewares=(digest,)) as r:
+                if r.status != 200 or "result" not in await r.json():
+                    raise RuntimeError(f"Switch.Set: {r.status}")
+            answered.append((time.perf_counter() - t0) * 1000)
+            while True:
+                note = await ws.receive_json(timeout=5)
+                if note.get("params", {}).get("switch:0", {}).get("output") is on:
+                    break
+            notified.append((time.perf_counter() - t0) * 1000)
+    return answered, notified
+
+
+async def bench_shelly(tmp: Path, broker: Broker, n: int) -> tuple[float, float]:
+    """`firmware-sim shelly --model plus1pm` (digest on): REST on → confirmed vs aiohttp Switch.Set."""
+    print(f"\nShelly Gen2 ({n} commands each, on alternating, simulated Plus 1PM in its own process, digest auth)")
+    port = free_port()
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "firmware_sim.cli", "shelly", "--model", "plus1pm", "--port", str(port),
+        "--password", SHELLY_PASSWORD, "--mdns-interface", "127.0.0.1", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL, cwd=ROOT)
+    hub = HubProcess(tmp, broker, "hub-shelly")
+    config = tmp / "hub-shelly.toml"
+    config.write_text(f'[drivers.shelly]\ndefault_password = "{SHELLY_PASSWORD}"\n')
+    try:
+        assert sim.stdout is not None
+        await asyncio.wait_for(sim.stdout.readline(), 30)
+        await hub.start(config)
+        device = "shelly-a8032ab1f001"
+        await wait_devices(hub.url, hub.token, {device}, 30)
+        deadline = time.monotonic() + DEADLINE
+        bodies = [{"on": i % 2 == 0} for i in range(n)]
+        await rest_round_trip(hub, device, bodies[:10], deadline)  # warm up
+        rest = await rest_round_trip(hub, device, bodies, deadline)
+        raw, notified = await shelly_raw(f"http://127.0.0.1:{port}", n, deadline)
+    except Exception:
+        print((hub.data / "log").read_text()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        hub.stop()
+        if sim.returncode is None:
+            sim.terminate()
+            await asyncio.wait_for(sim.wait(), 15)
+    print(line("raw HTTP RPC: Switch.Set -> answer (aiohttp digest)", raw))
+    print(line("raw: Switch.Set -> its NotifyStatus on a WebSocket", notified))
+    print(line("hub: REST set on -> 200 confirmed", rest))
+    print(f"  p50 ratio hub/raw answer: {statistics.median(rest) / statistics.median(raw):.2f}x, "
+          f"hub/raw notified: {statistics.median(rest) / statistics.median(notified):.2f}x")
+    return statistics.median(rest), statistics.median(raw)
+
+
+FAMILIES = {"shelly": bench_shelly, "tasmota": bench_tasmota}
 
 
 async def main() -> None:

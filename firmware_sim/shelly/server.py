@@ -139,8 +139,11 @@ class ShellySim:
             due = self.device.next_deadline(now)
             timeout = None if due is None else max(0.0, self.clock.real_seconds(due - now)) + 0.005
             self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that lands as
+            # the event is set (a call during stop()), and the ticker would never end
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self.device.advance(self.clock.now())
             await self._notify_changes()
 
@@ -161,8 +164,9 @@ class ShellySim:
                 continue
             frame = notification(self.device.identity.device_id, peer.src, method, params)
             try:
-                await asyncio.wait_for(peer.ws.send_str(json.dumps(frame)), 5)
-            except (ConnectionError, asyncio.TimeoutError, RuntimeError):
+                async with asyncio.timeout(5):  # not wait_for: see _tick
+                    await peer.ws.send_str(json.dumps(frame))
+            except (ConnectionError, TimeoutError, RuntimeError):
                 log.debug("dropping notification to %s", peer.src)
 
     def _changed(self) -> None:
