@@ -33,6 +33,7 @@ import pytest
 
 from devices.homie import HomieDriver
 from devices.pjlink import PJLinkDriver
+from devices.shelly import ShellyDriver
 from devices.tasmota import TasmotaDriver
 from hub import conformance as kit
 from hub.conformance import Conformance, Scenario, echo_set, report_problems
@@ -42,6 +43,8 @@ from hub.testing import discovered, driver_context, mqtt_seen
 from tests.homie_peer import LIGHT
 from tests.pjlink_helpers import Emulator
 from tests.test_pjlink_driver import MAC, PASSWORD, PLAYER_DESCRIPTION, player_service, pjlink_service
+from tests.test_shelly_driver import PASSWORD as SHELLY_PASSWORD, announcement as shelly_announcement
+from tests.test_shelly_driver import simulator as shelly_simulator
 from tests.test_tasmota_driver import MAC as TASMOTA_MAC, SENSORS as TASMOTA_SENSORS, config as tasmota_config
 
 
@@ -113,7 +116,26 @@ def tasmota() -> Conformance:
     )
 
 
-DRIVERS: list[Callable[[], Conformance]] = [homie, pjlink, tasmota]
+def shelly() -> Conformance:
+    """The simulated Shelly Plus 1PM (HTTP RPC, its /rpc WebSocket, digest auth), found by mDNS."""
+    @asynccontextmanager
+    async def plus_1pm() -> AsyncIterator[Scenario]:
+        sim = await shelly_simulator("plus1pm")
+        try:
+            yield Scenario(mdns=[shelly_announcement(sim)])
+        finally:
+            await sim.stop()
+
+    return Conformance(
+        ShellyDriver,
+        options={"default_password": SHELLY_PASSWORD, "backoff": (0.05, 0.5), "timeout": 2.0},
+        scenario=plus_1pm,
+        command={"on": True},
+        examples=60,  # each piece of garbage may make it dial a made-up device
+    )
+
+
+DRIVERS: list[Callable[[], Conformance]] = [homie, pjlink, tasmota, shelly]
 
 
 @pytest.fixture(params=DRIVERS, ids=lambda f: f.__name__)
