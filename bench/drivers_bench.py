@@ -26,7 +26,7 @@ import paho.mqtt.client as paho
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.roundtrip import HubProcess, pct, wait_devices  # noqa: E402
+from bench.roundtrip import ECHO_DEVICE, HubProcess, pct, raw_floor, wait_devices  # noqa: E402
 from hub.broker import Broker, free_port  # noqa: E402
 
 DEADLINE = 120.0  # seconds per family, whatever happens
@@ -210,7 +210,112 @@ async def bench_shelly(tmp: Path, broker: Broker, n: int) -> tuple[float, float]
     return statistics.median(rest), statistics.median(raw)
 
 
-FAMILIES = {"shelly": bench_shelly, "tasmota": bench_tasmota}
+# -- Homie 5 ------------------------------------------------------------------------------------
+
+async def bench_homie(tmp: Path, broker: Broker, n: int) -> tuple[float, float]:
+    """An echo-only Homie device in its own process: REST brightness → confirmed vs MQTT /set → echo."""
+    print(f"\nHomie 5 ({n} commands each, brightness, an echo-only device in its own process)")
+    echo = await asyncio.create_subprocess_exec(sys.executable, "-c", ECHO_DEVICE, str(broker.port), "homie-echo",
+                                                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                cwd=ROOT)
+    hub = HubProcess(tmp, broker, "hub-homie")
+    try:
+        assert echo.stdout is not None and echo.stdin is not None
+        await asyncio.wait_for(echo.stdout.readline(), 20)
+        await hub.start()
+        await wait_devices(hub.url, hub.token, {"homie-echo"}, 30)
+        deadline = time.monotonic() + DEADLINE
+        bodies = [{"brightness": 10 + (i + 1) % 80} for i in range(n)]
+        await rest_round_trip(hub, "homie-echo", bodies[:10], deadline)  # warm up
+        rest = await rest_round_trip(hub, "homie-echo", bodies, deadline)
+        raw = await raw_floor(broker, "homie-echo", n)
+    finally:
+        hub.stop()
+        if echo.stdin is not None:
+            echo.stdin.close()
+        await asyncio.wait_for(echo.wait(), 20)
+    print(line("raw MQTT: /set -> the device's echo", raw))
+    print(line("hub: REST set -> 200 confirmed", rest))
+    return statistics.median(rest), statistics.median(raw)
+
+
+# -- PJLink ---------------------------------------------------------------------------------------
+
+PJLINK_PASSWORD = "bench-pjlink"
+
+
+async def bench_pjlink(tmp: Path, broker: Broker, n: int) -> tuple[float, float]:
+    """`firmware-sim projector` (password on): REST video_mute → confirmed vs one AVMT over a kept session."""
+    from devices.pjlink_client import PJLinkClient
+
+    print(f"\nPJLink ({n} commands each, video mute alternating, simulated Class 2 projector in its own process)")
+    port, notify = free_port(), free_port()
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "firmware_sim.cli", "projector", "--host", "127.0.0.1", "--port", str(port),
+        "--udp-port", str(port), "--notify-port", str(notify), "--password", PJLINK_PASSWORD,
+        "--warmup", "0.2", "--cooldown", "0.2", "--state-dir", str(tmp / "projector"), "--interface", "127.0.0.1",
+        "--broker", broker.url, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT)
+    hub = HubProcess(tmp, broker, "hub-pjlink")
+    config = tmp / "hub-pjlink.toml"
+    config.write_text(f'[drivers.pjlink]\ndefault_password = "{PJLINK_PASSWORD}"\nnotify_port = {notify}\n'
+                      'udp_host = "127.0.0.1"\n')
+    client = PJLinkClient("127.0.0.1", port, PJLINK_PASSWORD, timeout=5)
+    try:
+        await hub.start(config)
+        device = await projector_id(hub, 30)
+        deadline = time.monotonic() + DEADLINE
+        await rest_round_trip(hub, device, [{"power": True}], deadline)
+        await power_state_on(hub, device, 15)
+        bodies = [{"video_mute": i % 2 == 0} for i in range(n)]
+        await rest_round_trip(hub, device, bodies[:10], deadline)  # warm up
+        rest = await rest_round_trip(hub, device, bodies, deadline)
+        hub.stop()  # a projector serves one PJLink session at a time: the hub lets go of it first
+        raw: list[float] = []
+        for i in range(n):
+            if time.monotonic() > deadline:
+                break
+            t0 = time.perf_counter()
+            await client.request("AVMT", "11" if i % 2 == 0 else "10")
+            raw.append((time.perf_counter() - t0) * 1000)
+    except Exception:
+        print((hub.data / "log").read_text()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        await client.close()
+        hub.stop()
+        if sim.returncode is None:
+            sim.terminate()
+            await asyncio.wait_for(sim.wait(), 15)
+    print(line("raw PJLink: AVMT -> answer (one authenticated session)", raw))
+    print(line("hub: REST set video_mute -> 200 confirmed", rest))
+    return statistics.median(rest), statistics.median(raw)
+
+
+async def power_state_on(hub: HubProcess, device: str, timeout: float) -> None:
+    """Until the lamp has warmed up (commands while warming answer 409)."""
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {hub.token}"}) as s:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            async with s.get(f"{hub.url}/api/devices/{device}") as r:
+                if (await r.json())["state"].get("power_state") == "on":
+                    return
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the projector did not warm up")
+
+
+async def projector_id(hub: HubProcess, timeout: float) -> str:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {hub.token}"}) as s:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            async with s.get(f"{hub.url}/api/devices") as r:
+                for d in await r.json():
+                    if d["driver"] == "pjlink" and d["online"] and any(e["name"] == "video_mute" for e in d["exposes"]):
+                        return d["id"]
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the projector did not come online")
+
+
+FAMILIES = {"homie": bench_homie, "pjlink": bench_pjlink, "shelly": bench_shelly, "tasmota": bench_tasmota}
 
 
 async def main() -> None:
