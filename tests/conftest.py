@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from hub.broker import Broker, free_port
@@ -79,6 +82,17 @@ async def running(request: pytest.FixtureRequest, tmp_path: Path, broker: Broker
     async with running_hub(config) as (hub, url):
         await hub.mqtt.wait_connected(10)
         yield RunningHub(hub, url, token, broker)
+
+
+async def next_event(ws: aiohttp.ClientWebSocketResponse, pred: Callable[[dict[str, Any]], bool],
+                     timeout: float = 15) -> dict[str, Any]:
+    """The next WebSocket event of the hub's /api/ws that pred() accepts."""
+    async def loop() -> dict[str, Any]:
+        while True:
+            msg = await ws.receive_json()
+            if pred(msg):
+                return msg
+    return await asyncio.wait_for(loop(), timeout)
 
 
 async def until(hub: Hub, pred: Callable[[], bool], timeout: float = 10, what: str = "condition") -> None:

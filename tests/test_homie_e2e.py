@@ -5,25 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import aiomqtt
 import pytest
 
-from tests.conftest import RunningHub
+from tests.conftest import RunningHub, next_event
 from tests.homie_peer import LIGHT, HomiePeer, advertise, loopback_zeroconf
 
-
-async def next_event(ws: aiohttp.ClientWebSocketResponse, pred: Callable[[dict[str, Any]], bool],
-                     timeout: float = 10) -> dict[str, Any]:
-    async def loop() -> dict[str, Any]:
-        while True:
-            msg = await ws.receive_json()
-            if pred(msg):
-                return msg
-    return await asyncio.wait_for(loop(), timeout)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from hub.accounts import create_token, create_user
 from hub.broker import Broker, free_port
 from hub.service import running_hub
-from tests.conftest import OWNER, OWNER_PASSWORD, RunningHub, hub_config
+from tests.conftest import OWNER, OWNER_PASSWORD, RunningHub, hub_config, next_event
 
 FIRMWARE_SIM = Path(sys.executable).with_name("firmware-sim")
 PASSWORD = "e2e shelly pw"
@@ -50,15 +50,6 @@ async def stop_sim(proc: asyncio.subprocess.Process, sig: int = signal.SIGTERM) 
         proc.send_signal(sig)
     await asyncio.wait_for(proc.wait(), 15)
 
-
-async def next_event(ws: aiohttp.ClientWebSocketResponse, pred: Callable[[dict[str, Any]], bool],
-                     timeout: float = 15) -> dict[str, Any]:
-    async def loop() -> dict[str, Any]:
-        while True:
-            msg = await ws.receive_json()
-            if pred(msg):
-                return msg
-    return await asyncio.wait_for(loop(), timeout)
 
 
 def is_availability(device_id: str, online: bool) -> Callable[[dict[str, Any]], bool]:

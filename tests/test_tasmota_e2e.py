@@ -19,7 +19,7 @@ import pytest
 
 from hub.broker import Broker
 from hub.service import running_hub
-from tests.conftest import RunningHub, hub_config, until
+from tests.conftest import RunningHub, hub_config, next_event, until
 
 PLUG, DIMMER = "tasmota-5ccf7f0a1b01", "tasmota-5ccf7f0a1b02"
 
@@ -56,15 +56,6 @@ async def sim(running: RunningHub) -> AsyncIterator[Callable[..., Any]]:
     for proc in started:
         await stop(proc)
 
-
-async def next_event(ws: aiohttp.ClientWebSocketResponse, pred: Callable[[dict[str, Any]], bool],
-                     timeout: float = 10) -> dict[str, Any]:
-    async def loop() -> dict[str, Any]:
-        while True:
-            msg = await ws.receive_json()
-            if pred(msg):
-                return msg
-    return await asyncio.wait_for(loop(), timeout)
 
 
 async def online(running: RunningHub, device_id: str, *, has: str = "") -> None:
