@@ -71,6 +71,31 @@ async def test_rooms_devices_controls_and_live_updates(running: RunningHub, brow
         await aiozc.async_close()
 
 
+async def test_a_device_with_two_switches_gets_both_on_its_card(running: RunningHub, browser) -> None:  # noqa: F811
+    """A two-channel relay (no `on`, no known kind): each settable property is a control, not a read-out."""
+    desc = {"homie": "5.0", "version": 1, "name": "Two-channel relay", "nodes": {
+        "relay1": {"properties": {"on": {"datatype": "boolean", "settable": True, "name": "Lamp"}}},
+        "relay2": {"properties": {"on": {"datatype": "boolean", "settable": True, "name": "Heater"}}},
+        "meter": {"properties": {"power": {"datatype": "float", "unit": "W"}}}}}
+    relay = HomiePeer(running.broker.port, "relay", description=desc)  # on the broker only: no mDNS, no room
+    await relay.start(values={"relay1/on": "false", "relay2/on": "false", "meter/power": "3.5"})
+    try:
+        await until(running.hub, lambda: (d := running.hub.registry.get("relay")) is not None and d.state.online,
+                    15, "relay online")
+        page = await open_page(browser, running)
+        errors = console_errors(page)
+        card = page.get_by_role("article", name="Two-channel relay")
+        heater = card.get_by_role("switch", name="Two-channel relay: Heater")
+        await expect(card.get_by_role("switch", name="Two-channel relay: Lamp")).to_have_attribute("aria-checked", "false")
+        await expect(card).to_contain_text("3.5 W")
+        await heater.click()
+        assert await asyncio.wait_for(relay.commands.get(), 10) == ("relay2/on", "true")
+        await expect(heater).to_have_attribute("aria-checked", "true")
+        assert errors == []
+    finally:
+        await relay.stop()
+
+
 async def test_link_the_cloud_from_the_page_and_see_the_library(running: RunningHub, browser, tmp_path) -> None:  # noqa: F811
     from firmware_sim.cloud.testing import running_cloud
 

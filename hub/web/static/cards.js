@@ -3,7 +3,7 @@
 // room or name changes.
 
 import { api } from "./api.js";
-import { actionButtons, enumControl, readout, row, sliderControl, switchControl } from "./controls.js";
+import { actionButtons, controlFor, enumControl, readout, row, sliderControl, switchControl } from "./controls.js";
 import { ago, el, expose, fmt, kindOf, lightColour, placement } from "./format.js";
 import { player } from "./player.js";
 import { devices, on, replaceDevice } from "./store.js";
@@ -65,10 +65,10 @@ function body(dev, use) {
       if (x("power")) box.append(line("Using", use("power", readout(x("power")))));
       break;
     default: {
-      // sensors: their values with units
+      // sensors: their values with units; anything else (a two-relay plug): each control as it is
       for (const e of dev.exposes) {
         if (placement(e) !== "control") continue;
-        const r = readout(e);
+        const r = controlFor(dev, e);
         use(e.name, r);
         box.append(row(e, r));
       }

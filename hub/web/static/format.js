@@ -68,6 +68,7 @@ export function kindOf(dev) {
   if (has("on") && (has("brightness") || has("color"))) return "light";
   if (has("locked")) return "lock";
   if (has("on")) return "plug";
+  if (dev.exposes.some((e) => settable(e) && placement(e) === "control")) return "device";  // e.g. a two-relay plug
   return "sensor";
 }
 
