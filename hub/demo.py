@@ -1,4 +1,4 @@
-"""`hub demo`: a private broker, the hub, a simulated house, the projector and the cloud, on loopback."""
+"""`hub demo`: a private broker, the hub, a simulated house, a Shelly, a Tasmota, the projector and the cloud, on loopback."""
 
 from __future__ import annotations
 
@@ -97,6 +97,9 @@ async def _cancel(task: asyncio.Task) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
+SHELLY_PASSWORD = "demo-shelly"  # the simulated Shelly asks for it, as a real one with a password does
+
+
 async def run_demo(args: argparse.Namespace) -> int:
     data: Path = args.data or (default_data_dir() / "demo")
     data.mkdir(parents=True, exist_ok=True)
@@ -111,7 +114,8 @@ async def run_demo(args: argparse.Namespace) -> int:
             mqtt={"url": broker.url},
             http={"host": "127.0.0.1", "port": args.port},
             discovery={"interfaces": ["127.0.0.1"], "advertise_broker": True},
-            drivers={"pjlink": {"udp_host": "127.0.0.1", "notify_port": notify_port}},
+            drivers={"pjlink": {"udp_host": "127.0.0.1", "notify_port": notify_port},
+                     "shelly": {"default_password": SHELLY_PASSWORD}},
             inbox=False,  # the simulated house is the household's own: no 14 devices in "New devices"
         )
         password, token = await asyncio.to_thread(_demo_login, data)
@@ -129,6 +133,12 @@ async def run_demo(args: argparse.Namespace) -> int:
                                 "--udp-port", str(free_port()), "--notify-port", str(notify_port),
                                 "--state-dir", str(data / "sim-state"),
                                 "--speed", speed], logs),
+            # two device families besides Homie: a Shelly Plus 1PM (HTTP RPC with digest auth, found
+            # by mDNS) and a Tasmota two-relay plug with an energy meter (native MQTT discovery)
+            Child("shelly", ["shelly", "--model", "plus1pm", "--port", str(free_port()), "--password", SHELLY_PASSWORD,
+                             "--name", "Washing machine", "--speed", speed], logs),
+            Child("tasmota", ["tasmota", "--model", "plug2", "--broker", broker.url, "--discovery-delay", "1",
+                              "--teleperiod", "30", "--speed", speed], logs),
             Child("cloud", ["cloud", "--library", str(data / "cloud-library"), "--port", str(cloud_port),
                             "--auto-approve", "--seed-demo", "--interval", "1"], logs),
         ]
