@@ -276,9 +276,10 @@ class HomieDevice:
             wait_sim = self.model.next_tick(self.clock.now())
             wait = self.MAX_TICK if wait_sim is None else self.clock.real_seconds(wait_sim)
             wait = min(self.MAX_TICK, max(self.MIN_TICK, wait))
-            try:
-                await asyncio.wait_for(self._wake.wait(), wait)
-            except asyncio.TimeoutError:
+            try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel (stop() hangs)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
 
     async def _save(self, force: bool = False) -> None:

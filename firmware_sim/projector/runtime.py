@@ -293,8 +293,11 @@ class ProjectorSim:
                 wait = min(wait, deadline - now)
             self._wake.clear()
             if wait > 0:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as
+                # the wake fires, and stop() would then wait for the ticker forever
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
             self.model.update()
             if self._dirty or self.clock() - last_save >= self.save_interval:
                 await self._save()
