@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 MessageHandler = Callable[[str, bytes, bool], None]  # topic, payload, retained
 
 __all__ = [
-    "BrokerUnavailable", "Claim", "DeviceRejected", "DeviceTimeout", "DeviceUnreachable", "Discovered",
+    "Backoff", "BrokerUnavailable", "Claim", "DeviceRejected", "DeviceTimeout", "DeviceUnreachable", "Discovered",
     "Driver", "DriverContext", "MqttSeen", "NoOptions", "NotNow", "Poller", "Priority", "Wire", "Wiring",
     "load_drivers",
 ]
