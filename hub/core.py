@@ -9,6 +9,7 @@ in flight. Each concern lives in its own module: `commands` (set → confirmed),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Mapping
@@ -173,7 +174,11 @@ class Hub:
 
     def device_removed(self, device_id: str, *, by: str) -> None:
         if self._owned(device_id, by) is not None:
-            self.spawn(self.forget_device(device_id), f"forget-{device_id}")
+            self.spawn(self._removed(device_id), f"forget-{device_id}")
+
+    async def _removed(self, device_id: str) -> None:
+        with contextlib.suppress(DeviceNotFound):  # the household forgot it first: nothing left to do
+            await self.forget_device(device_id)
 
     def state_changed(self, device_id: str, values: Mapping[str, Any], *, by: str | None = None) -> None:
         dev = self._owned(device_id, by)
