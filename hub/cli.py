@@ -31,7 +31,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"hub: {e}", file=sys.stderr)
         return 2
     logging.getLogger().setLevel(config.log_level.upper())
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except ConfigError as e:  # a driver's [drivers.<name>] table, checked as the hub starts
+        print(f"hub: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -115,3 +115,13 @@ async def test_tokens_listed_and_revoked_from_the_command_line(running: RunningH
         await asyncio.wait_for(refused(), 5)  # the running hub re-reads cached tokens within 2 s
     gone = await asyncio.to_thread(hub_cli, "token", "revoke", row[0], "--data", data)
     assert gone.returncode == 1 and "no token" in gone.stderr
+
+
+def test_a_typo_in_a_drivers_table_stops_the_start_naming_it_and_nothing_else(tmp_path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text('[drivers.shelly]\npasword = "hunter2"\n[drivers.pjlink]\nport = "4352x"\n')
+    done = hub_cli("run", "--config", str(config), "--data", str(tmp_path / "data"))
+    assert done.returncode == 2, done.stderr
+    assert "drivers.shelly.pasword: unknown key" in done.stderr
+    assert "drivers.pjlink.port: Input should be a valid integer" in done.stderr
+    assert "Traceback" not in done.stderr and "hunter2" not in done.stderr and "4352x" not in done.stderr
