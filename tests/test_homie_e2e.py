@@ -167,8 +167,15 @@ async def test_address_change_updates_and_goodbye_leaves_homie_state_in_charge(r
         await until(running.hub, lambda: reg.get("mover").info.address == "127.0.0.2", 10, "address update")
         assert list(reg.devices) == ["mover"]
         # an mDNS goodbye (TTL 0) is only the hint leaving: Homie's $state says whether it is there
+        homie, goodbye = running.hub.drivers["homie"], asyncio.Event()
+        handled = homie.gone
+
+        async def gone(device_id: str) -> None:
+            await handled(device_id)
+            goodbye.set()
+        homie.gone = gone  # type: ignore[method-assign]
         await aiozc.async_unregister_service(moved)
-        await asyncio.sleep(1.0)  # the goodbye has long been handled by now
+        await asyncio.wait_for(goodbye.wait(), 10)  # the hub has handled the goodbye
         assert reg.get("mover").state.online
         await peer.stop()  # its will sets $state lost
         await until(running.hub, lambda: not reg.get("mover").state.online, 10, "offline when $state is lost")
