@@ -88,10 +88,15 @@ async def test_a_device_with_two_switches_gets_both_on_its_card(running: Running
         heater = card.get_by_role("switch", name="Two-channel relay: Heater")
         await expect(card.get_by_role("switch", name="Two-channel relay: Lamp")).to_have_attribute("aria-checked", "false")
         await expect(card).to_contain_text("3.5 W")
+        await expect(page.get_by_text("1 device · 1 online")).to_be_visible()
         await heater.click()
         assert await asyncio.wait_for(relay.commands.get(), 10) == ("relay2/on", "true")
         await expect(heater).to_have_attribute("aria-checked", "true")
         assert errors == []
+
+        async def ready(p) -> None:
+            await expect(p.get_by_role("switch", name="Two-channel relay: Heater")).to_be_visible()
+        await screenshots(browser, running, "#/", "home-two-relay", ready)  # 1280/390, light/dark, axe each
     finally:
         await relay.stop()
 

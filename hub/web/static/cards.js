@@ -203,7 +203,7 @@ function drawSummary() {
     summaryFrame = 0;
     let online = 0;
     for (const d of devices.values()) if (d.online) online++;
-    summary.textContent = `${devices.size} devices · ${online} online`;
+    summary.textContent = `${devices.size} ${devices.size === 1 ? "device" : "devices"} · ${online} online`;
   });
 }
 
