@@ -32,6 +32,7 @@ from .mqtt import MqttLink
 from .outbox import Outbox
 from .registry import Device, Registry
 from .store import Store
+from .tasks import Tasks, logged
 from .topics import Topics
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class Hub:
         self._driver_classes = dict(drivers) if drivers is not None else None
         self.discovery: Discovery | None = None
         self._http: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = Tasks(logged(log, "task"))
         self._stack: AsyncExitStack | None = None
         self._errors_logged: set[tuple[str, str]] = set()
         self.started_at = 0.0
@@ -106,7 +107,7 @@ class Hub:
                 await self.discovery.advertise(
                     "_mqtt._tcp.local.", "hub-mqtt", self.config.mqtt.port, {"txtvers": "1"},
                     self.config.mqtt.host)
-            stack.push_async_callback(self._cancel_tasks)
+            stack.push_async_callback(self._tasks.cancel)
             self._stack = stack.pop_all()
         log.info("hub started with drivers: %s", ", ".join(self.drivers) or "none")
 
@@ -115,21 +116,8 @@ class Hub:
             stack, self._stack = self._stack, None
             await stack.aclose()
 
-    async def _cancel_tasks(self) -> None:
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
     def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("task %s failed: %r", task.get_name(), exc, exc_info=exc)
+        return self._tasks.spawn(coro, name)
 
     def http_session(self) -> aiohttp.ClientSession:
         """One HTTP client session for every driver (created on first use: most hubs never need it)."""

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .clock import Clock
 from .model import DeviceInfo, Expose, InvalidCommand, NotNow
+from .tasks import Tasks
 
 if TYPE_CHECKING:
     import aiohttp
@@ -176,7 +177,7 @@ class DriverContext:
         self.clock = clock
         self.log = logging.getLogger(f"hub.drivers.{name}")
         self._host = host
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = Tasks(self._failed)
         self._closed = False
 
     @property
@@ -225,26 +226,15 @@ class DriverContext:
             if asyncio.iscoroutine(coro):
                 coro.close()
             raise RuntimeError(f"driver {self.name} is stopped")
-        task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}:{name}")  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
+        return self._tasks.spawn(coro, f"{self.name}:{name}")
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            self.log.error("task %s failed: %r", task.get_name(), exc, exc_info=exc)
-
-    @property
-    def tasks(self) -> frozenset[asyncio.Task[Any]]:
-        return frozenset(self._tasks)
+    def _failed(self, task: asyncio.Task[Any], exc: BaseException) -> None:
+        self.log.error("task %s failed: %r", task.get_name(), exc, exc_info=exc)
 
     async def aclose(self) -> None:
         """Cancel what the driver left running (the core calls this after driver.stop())."""
         self._closed = True
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
 
 # -- the driver ---------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from .clock import SystemClock
 from .driver import Discovered, Driver
 from .driver_host import DriverHost
 from .model import Access, DeviceInfo, valid_device_id
+from .tasks import Tasks
 from .testing import FakeMqtt, RecordingHost
 from .topics import topic_matches
 
@@ -135,7 +136,7 @@ class Harness:
         self.mqtt = ScenarioMqtt(scenario.respond)
         self.logged: list[str] = []  # what the host logged once (identify's ValueErrors, bad ids)
         self.crashes: list[str] = []  # exceptions out of offers, seen() and the driver's tasks
-        self._offers: set[asyncio.Task[Any]] = set()
+        self._offers = Tasks(self._crashed)
         self._target: str | None = None
         self._loop_handler: Any = None
         self.host = DriverHost(self.recorder, self.mqtt, SystemClock(), {spec.name: dict(spec.options)},
@@ -146,26 +147,20 @@ class Harness:
         return self.host.drivers[self.spec.name]
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=f"conformance:{name}")
-        self._offers.add(task)
-        task.add_done_callback(self._offer_done)
-        return task
+        return self._offers.spawn(coro, f"conformance:{name}")
 
-    def _offer_done(self, task: asyncio.Task[Any]) -> None:
-        self._offers.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            self.crashes.append("".join(traceback.format_exception(exc)))
+    def _crashed(self, task: asyncio.Task[Any], exc: BaseException) -> None:
+        self.crashes.append(f"task {task.get_name()}: " + "".join(traceback.format_exception(exc)))
 
     async def start(self) -> None:
         self.host.create({self.spec.name: self.spec.driver})
-        ctx = self.host.contexts[self.spec.name]
-        original = ctx._task_done
+        tasks = self.host.contexts[self.spec.name]._tasks
+        logged = tasks.on_error
 
-        def task_done(task: asyncio.Task[Any]) -> None:  # a driver task that dies is a crash, not a log line
-            original(task)
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                self.crashes.append(f"task {task.get_name()}: " + "".join(traceback.format_exception(exc)))
-        ctx._task_done = task_done  # type: ignore[method-assign]
+        def crashed(task: asyncio.Task[Any], exc: BaseException) -> None:  # a dead driver task is a crash
+            logged(task, exc)
+            self._crashed(task, exc)
+        tasks.on_error = crashed
         loop = asyncio.get_running_loop()
         self._loop_handler = loop.get_exception_handler()
         loop.set_exception_handler(self._loop_error)
@@ -192,9 +187,7 @@ class Harness:
         """Let queued deliveries run and the offers they started finish."""
         for _ in range(3):
             await asyncio.sleep(0)
-            while self._offers:
-                await asyncio.gather(*list(self._offers), return_exceptions=True)
-                await asyncio.sleep(0)
+            await self._offers.wait()
 
     async def play(self, scenario: Scenario | None = None) -> None:
         """The device announces itself: its retained messages, then its mDNS services."""

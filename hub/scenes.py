@@ -19,6 +19,7 @@ from .core import Hub
 from .driver import BrokerUnavailable, DeviceTimeout, DeviceUnreachable
 from .model import Access, Action, InvalidCommand, validate_command
 from .registry import Device
+from .tasks import Tasks, logged
 from .topics import dumps
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ class Scenes:
         self.base_url = base_url  # where the projector fetches films, for runs that don't come over HTTP
         self.clock = clock
         self.scenes: dict[str, Scene] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = Tasks(logged(log, "scene run"))
         self._lock = asyncio.Lock()  # one save at a time: ids stay unique
 
     async def start(self) -> None:
@@ -179,9 +180,7 @@ class Scenes:
 
     async def stop(self) -> None:
         self.hub.mqtt.unsubscribe(self.hub.topics.scene_set_filter, self._on_mqtt_set)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
     # -- saving ------------------------------------------------------------------------
 
@@ -310,9 +309,7 @@ class Scenes:
         if len(self._tasks) >= MAX_MQTT_RUNS:
             log.warning("MQTT run of %s dropped: %d runs already under way", scene_id, len(self._tasks))
             return
-        task = asyncio.get_running_loop().create_task(self._mqtt_run(scene_id), name=f"scene-{scene_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._mqtt_run(scene_id), f"scene-{scene_id}")
 
     async def _mqtt_run(self, scene_id: str) -> None:
         try:

@@ -234,6 +234,15 @@ class CrashesOnJunk(Toy):
         self.ctx.state_changed("toy-" + topic.split("/")[1], {"on": {"ON": True, "OFF": False}[payload.decode()]})
 
 
+class DiesInATask(Toy):
+    async def seen(self, device_id: str, seen: MqttSeen) -> None:
+        await super().seen(device_id, seen)
+
+        async def refresh() -> None:
+            raise RuntimeError("refresh died")
+        self.ctx.spawn(refresh(), "refresh")  # a task of its own that dies: a crash, not just a log line
+
+
 def toy(cls: type[Toy]) -> Conformance:
     respond = lambda topic, payload: [(topic.replace("/set", "/state"), payload)]  # noqa: E731
     return Conformance(cls, Scenario(mqtt=[("toy/a1/config", "{}"), ("toy/a1/state", "OFF")], respond=respond),
@@ -247,6 +256,7 @@ def toy(cls: type[Toy]) -> Conformance:
     (LeavesATask, "test_stop_leaves_nothing_running", "tasks still running after stop"),
     (Blocks, "test_never_blocks_the_loop", "took 0.3"),
     (CrashesOnJunk, "test_survives_garbage", "raised on garbage"),
+    (DiesInATask, "test_command_is_confirmed", "refresh died"),
 ], ids=lambda v: v.__name__ if isinstance(v, type) else None)
 def test_the_kit_catches_a_driver_that_breaks_a_rule(cls: type[Toy], check: str | None, says: str) -> None:
     checks = [check] if check else [n for n in dir(kit.TestConformance) if n.startswith("test_")]

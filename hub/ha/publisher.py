@@ -11,6 +11,7 @@ from typing import Any
 
 from ..driver import BrokerUnavailable, Mqtt
 from ..registry import Device
+from ..tasks import Tasks, logged
 from ..topics import Topics, dumps
 from .discovery import Origin, config_topic, device_config
 
@@ -49,7 +50,7 @@ class HaDiscovery:
         # devices the configs themselves would be a megabyte kept only to compare): unchanged
         # configs aren't resent
         self._sent: dict[str, bytes] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = Tasks(logged(log, "Home Assistant discovery task"))
         self._birth: asyncio.Task[None] | None = None
         self._cleared = False
 
@@ -64,9 +65,7 @@ class HaDiscovery:
     async def stop(self) -> None:
         if self.enabled:
             self.mqtt.unsubscribe(self.status_topic, self._on_status)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
     def payload(self, dev: Device) -> bytes:
         """The device's config; empty (removed from HA) for one the household ignored ("not mine")."""
@@ -82,12 +81,12 @@ class HaDiscovery:
         digest = _digest(payload)
         if self._sent.get(dev.id) != digest and self.mqtt.connected:
             self._sent[dev.id] = digest
-            self._spawn(self._publish(dev.id, payload), f"ha-config-{dev.id}")
+            self._tasks.spawn(self._publish(dev.id, payload), f"ha-config-{dev.id}")
 
     def device_forgotten(self, device_id: str) -> None:
         """An empty retained config removes the device and its entities from HA."""
         self._sent.pop(device_id, None)
-        self._spawn(self._publish(device_id, b""), f"ha-forget-{device_id}")
+        self._tasks.spawn(self._publish(device_id, b""), f"ha-forget-{device_id}")
 
     async def republish(self) -> None:
         """Every device's config (after a connect, or HA's birth); BrokerUnavailable if the link drops."""
@@ -115,7 +114,7 @@ class HaDiscovery:
         if payload.strip().lower() != b"online":
             return
         if self._birth is None or self._birth.done():
-            self._birth = self._spawn(self._answer_birth(), "ha-birth")
+            self._birth = self._tasks.spawn(self._answer_birth(), "ha-birth")
 
     async def _answer_birth(self) -> None:
         await self.sleep(self.delay())
@@ -125,13 +124,3 @@ class HaDiscovery:
         except BrokerUnavailable:
             pass  # our own reconnect republishes
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("Home Assistant discovery task %s failed: %r", task.get_name(), exc, exc_info=exc)
