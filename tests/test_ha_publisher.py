@@ -121,7 +121,9 @@ async def test_forgetting_a_device_clears_it_everywhere_and_it_can_come_back(
     topics = ["hub/test-lamp", "hub/test-lamp/availability", "hub/bridge/devices/test-lamp", CONFIG_TOPIC]
     async for running in hub_with(tmp_path, broker):
         hub = running.hub
-        await until(hub, lambda: (d := hub.registry.get("test-lamp")) is not None and d.state.online, 10, "lamp")
+        # found on the broker, then placed by its mDNS record: both done before it is forgotten
+        await until(hub, lambda: (d := hub.registry.get("test-lamp")) is not None and d.state.online
+                    and d.room == "Living room", 10, "lamp")
         await running.hub.registry.flush()
         async with observe("127.0.0.1", broker.port, *topics) as o:
             for t in topics:
