@@ -17,6 +17,7 @@ from hub.config import HubConfig
 from hub.core import Hub
 from hub.service import running_hub
 from hub.accounts import create_token, create_user
+from tests.homie_peer import HomiePeer, advertise, loopback_zeroconf
 from tests.media_fakecloud import FakeCloud
 
 pytest_plugins = ["hub.conformance"]  # the driver conformance kit (tests/test_conformance.py)
@@ -38,6 +39,20 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         yield b
     finally:
         b.stop()
+
+
+@pytest.fixture
+async def lamp(broker: Broker) -> AsyncIterator[HomiePeer]:
+    """The test lamp (Homie 5) on the test broker, advertised by mDNS in the living room."""
+    peer = HomiePeer(broker.port)
+    await peer.start()
+    aiozc = loopback_zeroconf()
+    await advertise(aiozc, peer.id, room="Living room")
+    try:
+        yield peer
+    finally:
+        await peer.stop()
+        await aiozc.async_close()
 
 
 OWNER = "owner"

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import sqlite_utils
 
 from hub.accounts import create_token, create_user
@@ -33,19 +32,6 @@ async def hub_with(tmp_path: Path, broker: Broker, **homeassistant: Any) -> Asyn
         if hub.homeassistant is not None:
             hub.homeassistant.delay = lambda: 0.0  # answer HA's birth at once
         yield RunningHub(hub, url, token, broker)
-
-
-@pytest.fixture
-async def lamp(broker: Broker) -> AsyncIterator[HomiePeer]:
-    peer = HomiePeer(broker.port)
-    await peer.start()
-    aiozc = loopback_zeroconf()
-    await advertise(aiozc, peer.id, room="Living room")
-    try:
-        yield peer
-    finally:
-        await peer.stop()
-        await aiozc.async_close()
 
 
 async def no_retained(broker: Broker, *topics: str) -> None:

@@ -16,19 +16,6 @@ from tests.homie_peer import LIGHT, HomiePeer, advertise, loopback_zeroconf
 
 
 
-@pytest.fixture
-async def lamp(running: RunningHub):
-    peer = HomiePeer(running.broker.port)
-    await peer.start()
-    aiozc = loopback_zeroconf()
-    await advertise(aiozc, peer.id, room="Living room")
-    try:
-        yield peer
-    finally:
-        await peer.stop()
-        await aiozc.async_close()
-
-
 async def wait_online(session: aiohttp.ClientSession, running: RunningHub, device_id: str) -> dict[str, Any]:
     async with session.ws_connect(f"{running.url}/api/ws", headers=running.headers) as ws:
         snap = await ws.receive_json()
