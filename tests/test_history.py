@@ -16,7 +16,7 @@ from hub.registry import Registry
 from hub.store import Store
 from tests.conftest import RunningHub
 from tests.homie_peer import HomiePeer
-from tests.test_homie_e2e import lamp, wait_online  # noqa: F401 - the lamp fixture
+from tests.test_homie_e2e import wait_online
 
 # -- the sampler (pure) -----------------------------------------------------------------------
 

@@ -16,10 +16,10 @@ from hub.model import Access, Action, Binary, DeviceInfo, InvalidCommand, Numeri
 from hub.registry import Device
 from hub.model import DeviceState
 from hub.scenes import InvalidScene, capture, outcome, slugify, unique_id, validate_states
-from tests.conftest import RunningHub, until
+from tests.conftest import RunningHub, next_event, until
 from tests.homie_peer import HomiePeer
 from tests.sim_support import observe
-from tests.test_homie_e2e import lamp, next_event, wait_online  # noqa: F401 - the lamp fixture
+from tests.test_homie_e2e import wait_online
 
 # -- pure parts -------------------------------------------------------------------------------------
 
