@@ -204,10 +204,14 @@ class MqttLink:
         self._subscribed = set()
         filters = list(dict.fromkeys(f for f, _ in self._handlers))
         acks = [fut for f in filters if (fut := self._subscribe_now(f)) is not None]
-        await asyncio.wait_for(asyncio.gather(*acks, return_exceptions=True), 10)  # failures logged
+        # asyncio.timeout, not wait_for, on this path: on 3.11 wait_for can swallow the cancel of a
+        # stop() that lands as the awaited reply arrives, and the link would live on after stop()
+        async with asyncio.timeout(10):
+            await asyncio.gather(*acks, return_exceptions=True)  # failures logged
         ack = session.publish(self.will_topic, "online", qos=1, retain=True)
         assert ack is not None
-        await asyncio.wait_for(ack, 10)
+        async with asyncio.timeout(10):
+            await ack
         self._connected.set()
         self._up = True
         self.connects += 1

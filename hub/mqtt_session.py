@@ -114,14 +114,16 @@ class Session:
         # runs in a worker (like asyncio's own getaddrinfo). Every byte after it is on the loop.
         connecting = loop.run_in_executor(None, self._connect_blocking, client)
         try:
-            await asyncio.wait_for(asyncio.shield(connecting), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel on 3.11
+                await asyncio.shield(connecting)
         except BaseException:
             connecting.add_done_callback(lambda _: self._drop(client))
             self._connack.cancel()
             raise
         self._attach(client)
         try:
-            await asyncio.wait_for(asyncio.shield(self._connack), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._connack)
         except BaseException:
             self.abort()
             raise
@@ -164,7 +166,8 @@ class Session:
             return
         client.disconnect()
         try:
-            await asyncio.wait_for(asyncio.shield(closed), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(closed)
         except asyncio.TimeoutError:
             log.debug("MQTT disconnect to %s:%s not flushed in %s s", self.host, self.port, timeout)
         finally:
