@@ -17,7 +17,8 @@ from typing import Any, ClassVar, NamedTuple
 from hub.driver import Claim, DeviceUnreachable, Discovered, Driver, DriverContext, MqttSeen, Priority, Wire, Wiring
 from hub.model import DeviceInfo, shared
 
-from .homie_mapping import HOMIE_ID, Description, decode_value, encode_value, parse_description, parse_topic, to_expose
+from .homie_mapping import (HOMIE_ID, Description, decode_value, encode_value, parse_description, parse_topic,
+                            to_expose, topic_filters)
 
 ROOT = "homie/5/"
 MAX_CACHED = 10_000  # devices known on the broker, reported or not
@@ -68,10 +69,12 @@ class HomieDriver(Driver):
         self._devices: dict[str, _Device] = {}
 
     async def start(self) -> None:
-        self.ctx.mqtt.subscribe(ROOT + "#", self._on_message)
+        for topic_filter in topic_filters(ROOT + "+"):
+            self.ctx.mqtt.subscribe(topic_filter, self._on_message)
 
     async def stop(self) -> None:
-        self.ctx.mqtt.unsubscribe(ROOT + "#", self._on_message)
+        for topic_filter in topic_filters(ROOT + "+"):
+            self.ctx.mqtt.unsubscribe(topic_filter, self._on_message)
 
     # -- discovery -----------------------------------------------------------------------------------
 

@@ -235,6 +235,14 @@ class Topic(NamedTuple):
     suffix: str = ""  # node/prop for value/target/set
 
 
+def topic_filters(base: str) -> tuple[str, ...]:
+    """What a controller of the device(s) at `base` ("homie/5/+" for all, "homie/5/<id>" for one)
+    subscribes to: `$state`, `$description`, values and `$target`. Not `#`: that brings back every
+    `/set` any controller sends, the hub's own included, each one more message to read and
+    acknowledge in the middle of a command's round trip."""
+    return (f"{base}/$state", f"{base}/$description", f"{base}/+/+", f"{base}/+/+/$target")
+
+
 def parse_topic(topic: str, root: str = "homie/5/") -> Topic | None:
     if not topic.startswith(root):
         return None

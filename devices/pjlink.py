@@ -129,8 +129,7 @@ class PJLinkDriver(Driver):
                 await p.poller.stop()
             if p.client is not None:
                 await p.client.close()
-            if p.player is not None:
-                self.ctx.mqtt.unsubscribe(p.player.topic_filter, self._on_mqtt)
+            self._unfollow_player(p)
         if self.udp is not None:
             await self.udp.stop()
             self.udp = None
@@ -576,14 +575,19 @@ class PJLinkDriver(Driver):
             return
         if p.player is not None and p.player.topic == topic.rstrip("/"):
             return
-        if p.player is not None:
-            self.ctx.mqtt.unsubscribe(p.player.topic_filter, self._on_mqtt)
+        self._unfollow_player(p)
         p.player = MediaPlayer(topic)
         p.label = p.label or (seen.name.split("." + HOMIE_SERVICE)[0] if seen.name else "")
-        self.ctx.mqtt.subscribe(p.player.topic_filter, self._on_mqtt)
+        for topic_filter in p.player.topic_filters:
+            self.ctx.mqtt.subscribe(topic_filter, self._on_mqtt)
         self._announce(p)
         if not p.host:
             self.ctx.availability_changed(p.id, True, "media player found")
+
+    def _unfollow_player(self, p: _Projector) -> None:
+        if p.player is not None:
+            for topic_filter in p.player.topic_filters:
+                self.ctx.mqtt.unsubscribe(topic_filter, self._on_mqtt)
 
     def _on_mqtt(self, topic: str, payload: bytes, retained: bool) -> None:
         for p in self._projectors.values():

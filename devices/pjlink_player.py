@@ -15,7 +15,8 @@ from typing import Any
 
 from hub.model import Expose, Numeric
 
-from .homie_mapping import Description, Property, decode_value, encode_value, parse_description, to_expose
+from .homie_mapping import (Description, Property, decode_value, encode_value, parse_description, to_expose,
+                            topic_filters)
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,8 @@ class MediaPlayer:
         self._raw: dict[str, bytes] = {}
 
     @property
-    def topic_filter(self) -> str:
-        return f"{self.topic}/#"
+    def topic_filters(self) -> tuple[str, ...]:
+        return topic_filters(self.topic)
 
     @property
     def exposes(self) -> tuple[Expose, ...]:

@@ -36,11 +36,14 @@ class _Client(paho.Client):
     paho reads a packet with three recv() calls (the type byte, the length one byte at a time,
     then the body): three system calls per message. Here one recv() takes what the kernel has and
     paho's reads are served from it, so a flood costs a system call per 64 KiB, not three per
-    message. `buffered` says whether bytes are waiting here that the socket will not signal again.
+    message. `buffered` says whether bytes are waiting here that the socket will not signal again;
+    `drained` that the last recv() took less than it asked for and all of it has been read: the
+    kernel had nothing more then, so asking again would only be answered "try again later".
     """
 
     _rbuf = b""
     _rpos = 0
+    _short = False
 
     def _sock_recv(self, bufsize: int) -> bytes:
         buf, pos = self._rbuf, self._rpos
@@ -49,6 +52,7 @@ class _Client(paho.Client):
             if not buf:
                 return buf  # the broker closed the connection
             pos = 0
+            self._short = len(buf) < RECV_SIZE
         end = pos + bufsize
         self._rbuf, self._rpos = buf, end
         return buf[pos:end] if pos or end < len(buf) else buf
@@ -61,6 +65,10 @@ class _Client(paho.Client):
     @property
     def buffered(self) -> bool:
         return self._rpos < len(self._rbuf)
+
+    @property
+    def drained(self) -> bool:
+        return self._short and self._rpos >= len(self._rbuf)
 
 
 class Session:
@@ -89,6 +97,8 @@ class Session:
         self._progress = 0  # packets handled by the current read; stops the read loop when flat
         self._misc: asyncio.TimerHandle | None = None
         self._flush_soon = False
+        self._reading = False  # in _on_readable: writes wait until the batch has been handled
+        self._flush_after_read = False
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -255,20 +265,27 @@ class Session:
         if client is None:
             return
         more = False
+        self._reading = True
         try:
             # paho reads one packet per call; keep reading while packets keep coming, bounded
             for _ in range(READS_PER_WAKEUP):
                 before = self._progress
-                if client.loop_read() != paho.MQTT_ERR_SUCCESS or self._progress == before:
-                    break
+                if client.loop_read() != paho.MQTT_ERR_SUCCESS or self._progress == before or client.drained:
+                    break  # (the socket is level-triggered: bytes that come meanwhile wake the loop again)
             else:
                 # bytes already taken from the socket wait in paho's buffer: the socket will not
                 # say so again, so the next turn of the loop reads on
                 more = client.buffered
         finally:
-            if self._batch:
-                batch, self._batch = self._batch, []
-                self.on_batch(batch)
+            try:
+                if self._batch:
+                    batch, self._batch = self._batch, []
+                    self.on_batch(batch)
+            finally:
+                self._reading = False
+                if self._flush_after_read and self._loop is not None:
+                    self._flush_after_read = False
+                    self._loop.call_soon(self._flush)
         if more and self._sock is not None and self._loop is not None:
             self._loop.call_soon(self._on_readable)
 
@@ -278,10 +295,17 @@ class Session:
 
     def _on_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
         # Write later in this same loop turn, not after the next poll: a command goes out without
-        # waiting a turn, and everything queued meanwhile goes with it.
-        if not self._flush_soon:
+        # waiting a turn, and everything queued meanwhile goes with it. While a read is being
+        # handled, wait until its batch has been: the PUBACKs it owes and what its handlers publish
+        # then go out together, after the work the batch woke up (a REST command the device just
+        # confirmed answers first, instead of waiting behind socket writes).
+        if self._flush_soon:
+            return
+        self._flush_soon = True
+        if self._reading:
+            self._flush_after_read = True
+        else:
             assert self._loop is not None
-            self._flush_soon = True
             self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:

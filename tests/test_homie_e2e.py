@@ -53,6 +53,31 @@ async def test_found_by_mdns_controlled_and_confirmed(running: RunningHub, lamp:
         assert got == {"light/on": "true", "light/brightness": "40", "light/color": "rgb,255,136,0"}
 
 
+async def test_a_command_brings_back_only_the_devices_answer(running: RunningHub, lamp: HomiePeer) -> None:
+    """The hub reads what devices say, not the `/set` commands it (or another controller) sends them:
+    each would be one more message to read and acknowledge in the middle of a command's round trip."""
+    async with aiohttp.ClientSession() as s:
+        await wait_online(s, running, "test-lamp")
+        before = running.hub.mqtt.received
+        for brightness in range(20, 30):
+            async with s.post(f"{running.url}/api/devices/test-lamp/set", headers=running.headers,
+                              json={"brightness": brightness}) as r:
+                assert r.status == 200, await r.text()
+        assert running.hub.mqtt.received - before == 10  # the lamp's ten answers
+    while not lamp.commands.empty():
+        lamp.commands.get_nowait()
+    async with aiomqtt.Client("127.0.0.1", running.broker.port) as other_controller:
+        await other_controller.publish("homie/5/test-lamp/light/brightness/set", "33", qos=1)
+        assert await asyncio.wait_for(lamp.commands.get(), 10) == ("light/brightness", "33")
+    async with aiohttp.ClientSession() as s:
+        for _ in range(100):  # bounded: the lamp's answer reaches the hub
+            async with s.get(f"{running.url}/api/devices/test-lamp", headers=running.headers) as r:
+                if (await r.json())["state"]["brightness"] == 33:
+                    break
+            await asyncio.sleep(0.05)
+    assert running.hub.mqtt.received - before == 11
+
+
 @pytest.mark.parametrize("body,status,field", [
     ({"brightness": 400}, 422, "brightness"),
     ({"brightness": "dim"}, 422, "brightness"),
