@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, ClassVar, NamedTuple
 
 from hub.driver import Claim, DeviceUnreachable, Discovered, Driver, DriverContext, MqttSeen, Priority, Wire, Wiring
 from hub.model import DeviceInfo, shared
 
-from .homie_mapping import (HOMIE_ID, Description, decode_value, encode_value, parse_description, parse_topic,
+from .homie_mapping import (HOMIE_ID, Description, Property, decode_value, encode_value, parse_description, parse_topic,
                             to_expose, topic_filters)
 
 ROOT = "homie/5/"
@@ -50,10 +50,14 @@ class _Device:
 NO_HINT = Hint("", "", "", "")
 
 
-def _wiring(desc: Description) -> Wiring:
-    """Each property is a wire: key `node/prop`, Homie payloads ⇄ expose values."""
+@lru_cache(maxsize=1024)  # a fleet has few distinct descriptions; a device keeps its own reference
+def _wiring(properties: tuple[Property, ...]) -> Wiring:
+    """Each property is a wire: key `node/prop`, Homie payloads ⇄ expose values.
+
+    A Wiring holds no device state, so devices that describe the same properties share one
+    (measured: 2.2 KiB per device when each of 1,000 identical plugs had its own)."""
     return Wiring(Wire(to_expose(p), p.topic_suffix, partial(encode_value, p), partial(decode_value, p))
-                  for p in desc.properties)
+                  for p in properties)
 
 
 class HomieDriver(Driver):
@@ -184,7 +188,7 @@ class HomieDriver(Driver):
                 # a new version may rename or drop properties: keep only values it still has
                 keep = desc.by_topic()
                 dev.raw_values = {k: v for k, v in dev.raw_values.items() if k in keep}
-            dev.description, dev.wiring, dev.description_error = desc, _wiring(desc), ""
+            dev.description, dev.wiring, dev.description_error = desc, _wiring(desc.properties), ""
         self._report(dev)
 
     def _removed(self, device_id: str) -> None:

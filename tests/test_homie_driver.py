@@ -108,6 +108,29 @@ async def test_a_two_channel_relay_keeps_two_controls(ctx: RecordingContext) -> 
     assert ctx.mqtt.published == [("homie/5/relay/relay2/on/set", "true")]
 
 
+async def test_devices_of_one_description_share_its_wiring_but_not_their_state(ctx: RecordingContext) -> None:
+    driver = HomieDriver(ctx)
+    await driver.start()
+    for device_id, name in (("plug-1", "Kitchen plug"), ("plug-2", "Hall plug")):
+        ctx.mqtt.inject(f"homie/5/{device_id}/$description", json.dumps({**LIGHT, "name": name}))
+        ctx.mqtt.inject(f"homie/5/{device_id}/$state", "ready")
+        await driver.seen(device_id, state_seen(device_id))
+    one, two = driver._devices["plug-1"], driver._devices["plug-2"]
+    assert one.wiring is two.wiring  # one table of converters for a thousand identical plugs
+    assert ctx.devices["plug-1"].exposes is ctx.devices["plug-2"].exposes
+    assert (ctx.devices["plug-1"].name, ctx.devices["plug-2"].name) == ("Kitchen plug", "Hall plug")
+    ctx.mqtt.inject("homie/5/plug-1/light/brightness", "10")
+    ctx.mqtt.inject("homie/5/plug-2/light/brightness", "90")
+    assert (ctx.state["plug-1"]["brightness"], ctx.state["plug-2"]["brightness"]) == (10, 90)
+    await driver.send("plug-2", {"on": True})
+    assert ctx.mqtt.published == [("homie/5/plug-2/light/on/set", "true")]
+    v2 = {**LIGHT, "version": 2, "nodes": {"light": {"properties": {"on": {"datatype": "boolean", "settable": True}}}}}
+    ctx.mqtt.inject("homie/5/plug-2/$description", json.dumps(v2))  # one plug updated its firmware
+    assert [e.name for e in ctx.devices["plug-2"].exposes] == ["on"]
+    assert [e.name for e in ctx.devices["plug-1"].exposes] == ["on", "brightness", "color", "power"]
+    assert one.wiring is not two.wiring and one.wiring.wire("brightness").key == "light/brightness"
+
+
 async def test_released_devices_are_no_longer_reported(ctx: RecordingContext) -> None:
     driver = HomieDriver(ctx)
     await driver.start()
