@@ -5,7 +5,10 @@
 1. what `hub run` imports, library by library in the order it loads them: resident memory
    (RSS) and Python objects (tracemalloc) each one adds, and `-X importtime` per package;
 2. per device: a hub in this process, a `firmware-sim fleet` of N devices in another; the
-   tracemalloc difference between before and all-online, by the package that allocated it.
+   tracemalloc difference between before and all-online (and every mDNS record cached: the
+   records arrive apart from MQTT, and a snapshot taken before they all did under-counts
+   zeroconf by up to 6 KiB per device), by the package that allocated it, then by the line of
+   our own code that made the allocation happen (the innermost hub/ or devices/ frame).
 """
 
 from __future__ import annotations
@@ -88,6 +91,27 @@ def package_of(filename: str) -> str:
     return "stdlib " + Path(filename).name
 
 
+DEPTH = 8  # frames kept per allocation: enough to reach our code from inside a library (deeper slows the hub)
+
+
+def is_ours(filename: str) -> bool:
+    return filename.startswith(str(ROOT)) and "/site-packages/" not in filename and "/bench/" not in filename
+
+
+async def mdns_settled(hub, count: int, deadline: float) -> int:
+    """Wait (bounded) until zeroconf caches a service record per device and no resolve is running."""
+    from zeroconf import DNSService
+
+    srv = 0
+    while time.monotonic() < deadline:
+        cache = hub.discovery.aiozc.zeroconf.cache.cache
+        srv = sum(isinstance(r, DNSService) for records in cache.values() for r in records)
+        if srv >= count and not hub.discovery._tasks:
+            break
+        await asyncio.sleep(0.2)
+    return srv
+
+
 async def per_device(count: int) -> None:
     from hub.broker import Broker, free_port
     from hub.config import HubConfig
@@ -103,16 +127,19 @@ async def per_device(count: int) -> None:
         try:
             async with running_hub(config) as (hub, _):
                 await hub.mqtt.wait_connected(10)
-                tracemalloc.start(1)
+                tracemalloc.start(DEPTH)
                 gc.collect()
                 before = tracemalloc.take_snapshot()
                 fleet = subprocess.Popen(
                     [sys.executable, "-m", "firmware_sim.cli", "fleet", "--count", str(count), "--broker",
                      broker.url, "--state-dir", str(tmp / "fleet"), "--keepalive", "30"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-                end = time.monotonic() + 120
+                t0 = time.monotonic()
+                end = t0 + 120
                 while time.monotonic() < end and sum(d.state.online for d in hub.registry.devices.values()) < count:
                     await asyncio.sleep(0.2)
+                t_online = time.monotonic() - t0
+                srv = await mdns_settled(hub, count, time.monotonic() + 60)
                 await hub.outbox.flush()
                 await asyncio.sleep(2)  # the last WebSocket/MQTT work settles
                 gc.collect()
@@ -120,13 +147,25 @@ async def per_device(count: int) -> None:
                 tracemalloc.stop()
                 online = sum(d.state.online for d in hub.registry.devices.values())
                 by_package: Counter[str] = Counter()
-                for stat in after.compare_to(before, "filename"):
-                    by_package[package_of(stat.traceback[0].filename)] += stat.size_diff
+                by_line: Counter[str] = Counter()
+                for stat in after.compare_to(before, "traceback"):
+                    frames = list(stat.traceback)  # oldest first: the allocation itself is the last
+                    by_package[package_of(frames[-1].filename)] += stat.size_diff
+                    ours = [f for f in frames if is_ours(f.filename)]
+                    where = f"{Path(ours[-1].filename).relative_to(ROOT)}:{ours[-1].lineno}" if ours else "(no frame of ours)"
+                    by_line[where] += stat.size_diff
                 total = sum(by_package.values())
-                print(f"  {online} devices online; Python objects grew {total / 2**20:.1f} MB "
-                      f"= {total / max(online, 1) / 1024:.1f} KiB per device, of which:")
+                n = max(online, 1)
+                print(f"  {online} devices online after {t_online:.1f} s, {srv} mDNS services cached after "
+                      f"{time.monotonic() - t0 - 2:.1f} s (tracemalloc slows the hub several times)")
+                print(f"  Python objects grew {total / 2**20:.1f} MB "
+                      f"= {total / n / 1024:.1f} KiB per device, of which:")
                 for name, size in by_package.most_common(8):
-                    print(f"    {name:<52} {size / max(online, 1) / 1024:6.2f} KiB per device")
+                    print(f"    {name:<52} {size / n / 1024:6.2f} KiB per device")
+                print("  by the line of our code that made the allocation (zeroconf's cache fills from its own "
+                      "socket callback: no frame of ours)")
+                for name, size in by_line.most_common(12):
+                    print(f"    {name:<52} {size / n / 1024:6.2f} KiB per device")
         finally:
             if fleet is not None:
                 fleet.terminate()
