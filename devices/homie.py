@@ -161,7 +161,7 @@ class HomieDriver(Driver):
             if not payload:
                 dev.raw_values.pop(t.suffix, None)  # a cleared retained value: nothing to report
                 return
-            dev.raw_values[t.suffix] = payload
+            dev.raw_values[shared(t.suffix)] = payload  # one `node/prop` string for the whole fleet
             if dev.claimed and dev.wiring is not None:
                 self.ctx.report(dev.id, dev.wiring, {t.suffix: payload})
         elif t.kind == "target" and dev.claimed and dev.wiring is not None and payload:
