@@ -11,7 +11,7 @@ import aiohttp
 import aiomqtt
 import pytest
 
-from tests.conftest import RunningHub, next_event
+from tests.conftest import RunningHub, next_event, until
 from tests.homie_peer import LIGHT, HomiePeer, advertise, loopback_zeroconf
 
 
@@ -69,12 +69,8 @@ async def test_a_command_brings_back_only_the_devices_answer(running: RunningHub
     async with aiomqtt.Client("127.0.0.1", running.broker.port) as other_controller:
         await other_controller.publish("homie/5/test-lamp/light/brightness/set", "33", qos=1)
         assert await asyncio.wait_for(lamp.commands.get(), 10) == ("light/brightness", "33")
-    async with aiohttp.ClientSession() as s:
-        for _ in range(100):  # bounded: the lamp's answer reaches the hub
-            async with s.get(f"{running.url}/api/devices/test-lamp", headers=running.headers) as r:
-                if (await r.json())["state"]["brightness"] == 33:
-                    break
-            await asyncio.sleep(0.05)
+    await until(running.hub, lambda: running.hub.registry.devices["test-lamp"].state.values.get("brightness") == 33,
+                what="the lamp's answer")
     assert running.hub.mqtt.received - before == 11
 
 
