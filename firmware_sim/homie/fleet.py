@@ -7,13 +7,9 @@ MAX_COUNT so a typo cannot open thousands of connections.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 
-from .house import DeviceSpec, House, add_common_arguments, check_common, run
+from .house import DeviceSpec, add_common_arguments, run_specs
 from .wire import valid_id
-
-log = logging.getLogger(__name__)
 
 MAX_COUNT = 2000
 
@@ -39,15 +35,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    problem = check_common(args)
-    if problem:
-        log.error("%s", problem)
-        return 2
-    try:
-        specs = fleet_specs(args.count, args.prefix)
-    except ValueError as exc:
-        log.error("%s", exc)
-        return 2
-    house = House(specs, broker_url=args.broker, state_dir=args.state_dir, interface=args.interface,
-                  speed=args.speed, keepalive=args.keepalive, mdns=not args.no_mdns)
-    return asyncio.run(run(house))
+    return run_specs(args, lambda: fleet_specs(args.count, args.prefix))

@@ -21,7 +21,7 @@ import random
 import signal
 import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -242,16 +242,21 @@ async def run(house: House) -> int:
             loop.remove_signal_handler(sig)
 
 
-def main(args: argparse.Namespace) -> int:
+def run_specs(args: argparse.Namespace, specs_of: Callable[[], list[DeviceSpec]]) -> int:
+    """Check the common options, build the devices (exit 2 naming the problem), run them until stopped."""
     problem = check_common(args)
     if problem:
         log.error("%s", problem)
         return 2
     try:
-        specs = load_house(args.file)
+        specs = specs_of()
     except (OSError, ValueError) as exc:
         log.error("%s", exc)
         return 2
     house = House(specs, broker_url=args.broker, state_dir=args.state_dir, interface=args.interface,
                   speed=args.speed, keepalive=args.keepalive, mdns=not args.no_mdns)
     return asyncio.run(run(house))
+
+
+def main(args: argparse.Namespace) -> int:
+    return run_specs(args, lambda: load_house(args.file))
