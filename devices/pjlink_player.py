@@ -11,9 +11,11 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from hub.model import Expose, Numeric
+from hub.driver import Wire, Wiring
+from hub.model import Access, Expose, Numeric
 
 from .homie_mapping import (Description, Property, decode_value, encode_value, parse_description, to_expose,
                             topic_filters)
@@ -46,6 +48,7 @@ class MediaPlayer:
         self.description: Description | None = None
         self.state = ""
         self._props: dict[str, Property] = {}  # prop id → property (node `player` only)
+        self._wiring = Wiring(())  # prop id ⇄ `media_<prop>`
         self._raw: dict[str, bytes] = {}
 
     @property
@@ -54,7 +57,7 @@ class MediaPlayer:
 
     @property
     def exposes(self) -> tuple[Expose, ...]:
-        return tuple(_expose(p) for p in self._props.values())
+        return self._wiring.exposes
 
     def handle(self, topic: str, payload: bytes) -> PlayerUpdate:
         """One message under the player's base topic → what changed (never raises)."""
@@ -84,32 +87,25 @@ class MediaPlayer:
         props = {p.id: p for p in desc.properties if p.node == NODE}
         changed = props != self._props
         self.description, self._props = desc, props
+        if changed:
+            self._wiring = Wiring(Wire(_expose(p), p.id, partial(encode_value, p), partial(decode_value, p))
+                                  for p in props.values())
         raw, self._raw = self._raw, {}
         update = self._decode(raw)
         return dataclasses.replace(update, exposes_changed=changed)
 
     def _decode(self, raw: Mapping[str, bytes]) -> PlayerUpdate:
-        values: dict[str, Any] = {}
-        errors: list[str] = []
-        for prop_id, payload in raw.items():
-            prop = self._props.get(prop_id)
-            if prop is None:
-                continue
-            if not payload and prop.datatype != "string":
-                continue  # Homie: an empty payload means "no value yet"
-            try:
-                values[PREFIX + prop.expose_name] = decode_value(prop, payload)
-            except ValueError as e:
-                errors.append(str(e))
-        return PlayerUpdate(values=values, error="; ".join(errors))
+        # Homie: an empty payload means "no value yet" (but is a value of a string)
+        present = {k: v for k, v in raw.items() if v or (k in self._props and self._props[k].datatype == "string")}
+        values, problems = self._wiring.decode(present)
+        return PlayerUpdate(values=values, error="; ".join(problems))
 
     def encode_set(self, name: str, value: Any) -> tuple[str, str]:
-        """(topic, payload) that sets `media_<prop>`; KeyError when the player has no such property."""
-        prop = self._props_by_expose()[name]
-        return f"{self.topic}/{prop.node}/{prop.id}/set", encode_value(prop, value)
-
-    def _props_by_expose(self) -> dict[str, Property]:
-        return {PREFIX + p.expose_name: p for p in self._props.values() if p.settable}
+        """(topic, payload) that sets `media_<prop>`; KeyError when the player has no such settable property."""
+        wire = self._wiring.wire(name)
+        if not wire.expose.access & Access.SET:
+            raise KeyError(name)
+        return f"{self.topic}/{NODE}/{wire.key}/set", wire.to_device(value)
 
 
 def _expose(p: Property) -> Expose:
