@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from firmware_sim.tasmota.model import Message, TasmotaDevice, dimmer, fill_topic, plug2
@@ -117,6 +117,8 @@ def test_full_topic_patterns() -> None:
        command=st.sampled_from(["Power", "POWER1", "power2", "Power3", "Dimmer", "State", "Status", "Backlog",
                                 "Backlog0", "Nope", ""]) | st.text(max_size=12),
        payload=st.binary(max_size=64) | st.text(max_size=64).map(str.encode))
+@example(model=dimmer, command="Dimmer", payload=b"INF")  # float("INF") once escaped as OverflowError
+@example(model=dimmer, command="Dimmer", payload=b"-inf")
 def test_any_command_gets_messages_never_an_exception(model: object, command: str, payload: bytes) -> None:
     dev = TasmotaDevice(model(), T0)  # type: ignore[operator]
     for m in dev.handle(command, payload, T0 + 1):

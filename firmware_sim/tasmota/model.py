@@ -318,8 +318,8 @@ class TasmotaDevice:
         else:
             try:
                 value = max(0, min(100, round(float(text))))
-            except ValueError:
-                value = None  # empty or not a number: report only
+            except (ValueError, OverflowError):
+                value = None  # empty, not a number, or infinite ("INF"): report only
         if value is not None:
             if value == 0:
                 self.power[-1] = False
