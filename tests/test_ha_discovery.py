@@ -386,3 +386,33 @@ def test_any_declaration_gives_a_payload_ha_accepts(ex: list[Expose], model: str
                 read(value, None)
     if ex:
         assert cmps, "every declared expose shows up in HA somehow"
+
+
+# HA turns a rendered state into on/off (or locked/unlocked) only when it equals one of these
+# options; otherwise the entity shows "unknown". Defaults as HA's MQTT platforms define them.
+_HA_STATES: dict[str, tuple[tuple[str, str], ...]] = {
+    "switch": (("state_on", "payload_on"), ("state_off", "payload_off")),
+    "binary_sensor": (("payload_on", "ON"), ("payload_off", "OFF")),
+    "lock": (("state_locked", "LOCKED"), ("state_unlocked", "UNLOCKED")),
+}
+
+
+def _ha_state_options(cmp: dict[str, Any]) -> set[str]:
+    out = set()
+    for key, default in _HA_STATES[cmp["p"]]:
+        value = cmp.get(key)
+        if value is None:  # the default: a literal, or another option's value (switch: the payload)
+            value = cmp.get(default, default)
+        out.add(value)
+    return out
+
+
+@pytest.mark.parametrize("info", [PLUG, LIGHT, MOTION, CONTACT, LOCK, projector()], ids=lambda i: i.id)
+def test_every_on_off_entity_resolves_to_a_state_ha_knows(info: DeviceInfo) -> None:
+    """A plug once stayed "unknown" in HA: its template said ON, HA compared with the JSON payload_on."""
+    for key, cmp in config(info)["cmps"].items():
+        if cmp["p"] not in _HA_STATES:
+            continue
+        for value in (True, False):
+            state = {e.name: value for e in info.exposes} | {"state": "locked" if value else "unlocked"}
+            assert read(cmp["value_template"], state) in _ha_state_options(cmp), (key, value)

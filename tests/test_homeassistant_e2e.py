@@ -124,6 +124,22 @@ async def test_home_assistant_sees_controls_and_loses_every_device(
                       f"{in_ha:.2f} s after hub start; the hub itself had them all online after {in_hub:.2f} s "
                       f"(ratio {in_ha / in_hub:.2f})")
 
+                # every entity shows a value once the hub settled, not "unknown" (HA compares each
+                # rendered template with the entity's state payloads). Buttons are the exception: a
+                # button's state is when it was last pressed, so it is "unknown" until someone presses it
+                stateless = {u for u, p in expected.items() if p == "button"}
+                shown = set(expected) - stateless
+
+                async def all_known() -> bool:
+                    await view.refresh()
+                    return all(view.state(u).get("state") not in (None, "unknown", "unavailable") for u in shown)
+
+                try:
+                    await sock.wait_until(all_known, 60, f"all {len(shown)} stateful entities with a state")
+                finally:
+                    print(_state_table(view, expected))
+                assert stateless and {view.state(u)["state"] for u in stateless} == {"unknown"}
+
                 # every device, in its room
                 devices = await view.devices()
                 # (HA matches areas without case: onboarding made a "Living Room" already)
@@ -185,6 +201,21 @@ async def test_home_assistant_sees_controls_and_loses_every_device(
                                 target={"entity_id": entity_id(f"hub_{pj}_power")})
                 await until(hub, lambda: hub.registry.get(pj).state.values.get("power") is True, 15,
                             "the projector on")
+
+                # toggling a plug in HA switches the simulated plug, the hub reports it, and HA follows
+                kettle_sim = next(d for d in house.devices if d.device_id == "kitchen-kettle-plug").model
+                kettle = entity_id("hub_kitchen-kettle-plug_on")
+                for want in (not kettle_sim.get("switch", "on"), kettle_sim.get("switch", "on")):
+                    await sock.call("call_service", domain="switch", service="toggle", target={"entity_id": kettle})
+                    await until(hub, lambda: hub.registry.get("kitchen-kettle-plug").state.values.get("on") is want,
+                                15, f"the kettle plug {'on' if want else 'off'} in the hub")
+                    assert kettle_sim.get("switch", "on") is want
+                    async with s.get(f"{url}/api/devices/kitchen-kettle-plug",
+                                     headers={"Authorization": f"Bearer {token}"}) as r:
+                        assert r.status == 200 and (await r.json())["state"]["on"] is want
+                    await sock.wait_until(
+                        lambda: _state_is(view, kettle, lambda s: s["state"] == ("on" if want else "off")),
+                        15, f"HA showing the kettle plug {'on' if want else 'off'}")
 
                 blind = entity_id("hub_bedroom-blind_cover")
                 await sock.call("call_service", domain="cover", service="set_cover_position",
@@ -258,6 +289,13 @@ async def test_home_assistant_sees_controls_and_loses_every_device(
                   if (" WARNING " in line or " ERROR " in line)
                   and ("components.mqtt" in line or "helpers.template" in line or "components.sensor" in line)]
     assert not complaints, "\n".join(complaints)
+
+
+def _state_table(view: HaView, expected: dict[str, str]) -> str:
+    """unique_id, platform and HA state of every entity the hub announced (for the test's output)."""
+    rows = [f"  {u:<48} {p:<14} {view.state(u).get('state') if u in view.entities else '(missing)'}"
+            for u, p in sorted(expected.items())]
+    return "\n".join(["entities in Home Assistant:", *rows])
 
 
 async def _state_is(view: HaView, entity_id: str, pred: Any) -> bool:

@@ -315,7 +315,10 @@ def _single(b: _Builder, e: Expose) -> None:
     elif isinstance(e, Binary):
         if settable:
             b.add(e.name, "switch", e, label, **b.reads(_bool_template(e.name, "ON", "OFF")), **b.writes(),
-                  payload_on=_json({e.name: True}), payload_off=_json({e.name: False}), optimistic=False)
+                  payload_on=_json({e.name: True}), payload_off=_json({e.name: False}),
+                  # HA compares the rendered state with state_on/state_off, which default to the
+                  # payloads above (JSON commands): without these a switch stays "unknown"
+                  state_on="ON", state_off="OFF", optimistic=False)
         else:
             cls = next((c for part, c in _BINARY_CLASSES if part in e.name), None)
             b.add(e.name, "binary_sensor", e, label, **b.reads(_bool_template(e.name, "ON", "OFF")),
